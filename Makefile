@@ -1,0 +1,31 @@
+# Everything a fresh machine with only python3 needs: `make demo`, `make test`.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(PY) scripts/demo.py
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check importer tests scripts
+	$(VENV)/bin/ruff format --check importer tests scripts
+	$(VENV)/bin/mypy importer
+
+bench: venv
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf $(VENV) .ecdp-import .demo *.egg-info

@@ -1,0 +1,262 @@
+"""Command line: parse options, build a config, call the library, map errors to exit codes.
+
+Exit codes: 0 every row sent (or valid), 1 some rows not, 2 usage/mapping/input/config
+error before anything was sent, 3 aborted (key refused, API down), 130/143 signals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import orjson
+
+from importer import __version__
+from importer.config import (
+    RunConfig,
+    SourceOptions,
+    ValidateConfig,
+    check_base_url,
+    load_api_key,
+)
+from importer.errors import ConfigError, ImporterError
+from importer.mockserver import MockOptions, serve
+from importer.pipeline import STATUS_ORDER, Summary, run_import, validate
+
+PROG = "ecdp-import"
+EXIT_CONFIG = 2
+
+
+def _out(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        _err(message)
+        raise SystemExit(EXIT_CONFIG)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def _id_set(text: str) -> frozenset[int]:
+    try:
+        return frozenset(int(x) for x in text.replace(";", ",").split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+class _RefuseKeyFlag(argparse.Action):
+    """``--api-key VALUE`` would leave the key in shell history and ``ps``: refuse it
+    without echoing the value (argparse's own message would)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        parser.error("the API key is never taken as a flag value: set ECDP_API_KEY or pass --api-key-file FILE")
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="CSV or Parquet files")
+    p.add_argument("--mapping", required=True, metavar="FILE", help="YAML column mapping")
+    p.add_argument("--report", metavar="FILE", help="per-row report (.csv, .jsonl, .parquet); default <first input stem>.report.csv")
+    p.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8; a BOM is stripped)")
+    p.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Bulk-import CSV/Parquet rows into ExpertSender CDP as scenario custom events.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="send rows to ECDP", description="Send rows to ECDP; rerunning the same command resumes.")
+    _add_source_options(run)
+    run.add_argument("--base-url", help="API root (default $ECDP_BASE_URL, else https://api.ecdp.app)")
+    run.add_argument("--api-key-file", metavar="FILE", help="file holding the API key (default: $ECDP_API_KEY)")
+    run.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
+    run.add_argument("--errors", metavar="FILE", help="write the invalid/rejected source rows here (CSV)")
+    run.add_argument("--state-dir", default=".ecdp-import", metavar="DIR", help="journal directory (default .ecdp-import)")
+    run.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="most requests in flight (default 8)")
+    run.add_argument("--rate-limit", type=_positive_float, metavar="R", help="most requests started in any one-second window")
+    run.add_argument("--max-attempts", type=_positive_int, default=5, metavar="N", help="attempts per row per run (default 5)")
+    run.add_argument("--timeout", type=_positive_float, default=30.0, metavar="S", help="seconds per request (default 30)")
+    run.add_argument("--backoff-base", type=_positive_float, default=0.5, metavar="S", help="first retry waits up to S seconds (default 0.5)")
+    run.add_argument("--backoff-max", type=_positive_float, default=30.0, metavar="S", help="cap of one backoff wait (default 30)")
+    run.add_argument("--resend-unknown", action="store_true", help="also send rows whose earlier outcome is unknown")
+    run.add_argument("--retry-rejected", action="store_true", help="also resend rows the API rejected earlier")
+    run.add_argument("--summary-json", metavar="FILE", help="write a machine-readable run summary")
+    run.add_argument("--new-import", action="store_true", help="import changed content even if its path has an unfinished import")
+
+    val = sub.add_parser("validate", help="check and render payloads, send nothing", description="Check every row and render its payload; nothing is sent.")
+    _add_source_options(val)
+    val.add_argument("--show", type=int, default=0, metavar="N", help="print N rendered payloads (emails/phones masked)")
+
+    mock = sub.add_parser("mock-server", help="local stand-in for the ECDP API", description="A strict local ECDP stand-in for demos and tests.")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    mock.add_argument("--api-key", default="mock-key", help="the key the mock accepts (a test key, not a real one)")
+    mock.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    mock.add_argument("--fail-429", type=_fraction, default=0.0, metavar="FRACTION", help="share of requests answered 429")
+    mock.add_argument("--retry-after", default="1", help="Retry-After sent with 429 (seconds or HTTP date)")
+    mock.add_argument("--fail-5xx", type=_fraction, default=0.0, metavar="FRACTION", help="share answered 500/502/503/504")
+    mock.add_argument("--drop", type=_fraction, default=0.0, metavar="FRACTION", help="share of connections dropped unanswered (never applied)")
+    mock.add_argument("--fail-after", type=int, metavar="N", help="answer 503 to everything after N accepted requests (an outage)")
+    mock.add_argument("--events", type=_id_set, help="known custom event ids (others get 404); default: any")
+    mock.add_argument("--segments", type=_id_set, help="known segment ids (others get 404); default: any")
+    mock.add_argument("--record", metavar="FILE", help="append every accepted request to FILE as a JSON line")
+    mock.add_argument("--seed", type=int, help="seed for fault injection")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        return _mock(args)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    except ImporterError as exc:
+        _err(str(exc))
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    base_url = check_base_url(args.base_url or os.environ.get("ECDP_BASE_URL") or "https://api.ecdp.app")
+    config = RunConfig(
+        inputs=tuple(args.inputs),
+        mapping=args.mapping,
+        api_key=load_api_key(args.api_key_file),
+        base_url=base_url,
+        report=args.report,
+        errors=args.errors,
+        state_dir=args.state_dir,
+        concurrency=args.concurrency,
+        rate_limit=args.rate_limit,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        source=SourceOptions(args.encoding, args.delimiter),
+        resend_unknown=args.resend_unknown,
+        retry_rejected=args.retry_rejected,
+        summary_json=args.summary_json,
+        new_import=args.new_import,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
+    )
+    summary = run_import(config)
+    if config.summary_json:
+        from importer.report import write_json
+
+        write_json(config.summary_json, summary.as_json())
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = ValidateConfig(
+        inputs=tuple(args.inputs),
+        mapping=args.mapping,
+        report=args.report,
+        show=max(0, args.show),
+        source=SourceOptions(args.encoding, args.delimiter),
+    )
+    summary = validate(config)
+    for body in summary.samples:
+        _out(orjson.dumps(mask_body(body)).decode())
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def _mock(args: argparse.Namespace) -> int:
+    options = MockOptions(
+        api_key=args.api_key,
+        latency_ms=args.latency_ms,
+        fail_429=args.fail_429,
+        retry_after=args.retry_after,
+        fail_5xx=args.fail_5xx,
+        drop=args.drop,
+        fail_after=args.fail_after,
+        events=args.events,
+        segments=args.segments,
+        record=args.record,
+        seed=args.seed,
+    )
+    try:
+        asyncio.run(serve(options, args.host, args.port, lambda url: _out(f"mock-server listening on {url}")))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _err(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+        return EXIT_CONFIG
+    return 0
+
+
+STOP_MESSAGES = {
+    "auth": "aborted: the API refused the key (401/403); check ECDP_API_KEY / --api-key-file. Rows not sent are not_attempted; rerun with a good key to send them.",
+    "breaker": "aborted: the API looks unavailable (20 rows in a row failed after all retries). The rest is not_attempted; rerun the same command later to continue.",
+    "sigint": "stopped by SIGINT after in-flight requests finished; rerun the same command to continue.",
+    "sigterm": "stopped by SIGTERM after in-flight requests finished; rerun the same command to continue.",
+}
+
+
+def _print_summary(summary: Summary) -> None:
+    total = sum(summary.counts.values())
+    statuses = [s for s in (*STATUS_ORDER, "valid") if s in summary.counts]
+    statuses += [s for s in summary.counts if s not in statuses]
+    _out(f"{summary.command}: {total} rows in {len(summary.inputs)} file(s), {summary.duration_s:.1f} s, "
+         f"{summary.rows_per_s:,.0f} rows/s this run")
+    for status in statuses:
+        _out(f"  {status:<14}{summary.counts[status]:>10,}")
+    if summary.command == "run":
+        _out(f"  requests {summary.requests:,}, retries {summary.retries:,}")
+    _out(f"report: {summary.report}")
+    if summary.stop_reason:
+        print(f"{PROG}: {STOP_MESSAGES[summary.stop_reason]}", file=sys.stderr, flush=True)
+
+
+def mask_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A payload fit for a terminal: the email and phone masked."""
+    masked = dict(body)
+    if "customerEmail" in masked:
+        local, _, domain = str(masked["customerEmail"]).partition("@")
+        masked["customerEmail"] = f"{local[:1]}***@{domain}"
+    if "customerPhone" in masked:
+        phone = str(masked["customerPhone"])
+        masked["customerPhone"] = phone[:3] + "*" * max(0, len(phone) - 6) + phone[-3:]
+    return masked

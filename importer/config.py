@@ -1,0 +1,111 @@
+"""Run settings: frozen dataclasses built once by the CLI and checked there."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from importer.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.ecdp.app"
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateConfig:
+    inputs: tuple[str, ...]
+    mapping: str
+    report: str | None = None
+    show: int = 0
+    source: SourceOptions = field(default_factory=SourceOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    inputs: tuple[str, ...]
+    mapping: str
+    api_key: Secret
+    base_url: str = DEFAULT_BASE_URL
+    report: str | None = None
+    errors: str | None = None
+    state_dir: str = ".ecdp-import"
+    concurrency: int = 8
+    rate_limit: float | None = None
+    max_attempts: int = 5
+    timeout: float = 30.0
+    source: SourceOptions = field(default_factory=SourceOptions)
+    resend_unknown: bool = False
+    retry_rejected: bool = False
+    summary_json: str | None = None
+    new_import: bool = False
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+
+def default_report(first_input: str) -> str:
+    """``events.csv`` -> ``events.report.csv``, beside the input."""
+    path = Path(first_input)
+    return str(path.with_name(path.stem + ".report.csv"))
+
+
+def check_base_url(url: str) -> str:
+    """Refuse anything but https, except plain http to a loopback host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url.rstrip("/")
+    if parts.scheme == "http" and host:
+        if host == "localhost" or _is_loopback(host):
+            return url.rstrip("/")
+        raise ConfigError(f"refusing plain http:// to {host}: use https (http is allowed only for loopback hosts)")
+    raise ConfigError(f"--base-url must be an https:// URL, got {url!r}")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_api_key(key_file: str | None) -> Secret:
+    """The key from ``--api-key-file`` or ``$ECDP_API_KEY``; never from a plain flag."""
+    if key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --api-key-file {key_file}: {exc.strerror}") from exc
+        if not key:
+            raise ConfigError(f"--api-key-file {key_file} is empty")
+    else:
+        key = os.environ.get("ECDP_API_KEY", "").strip()
+        if not key:
+            raise ConfigError("no API key: set ECDP_API_KEY or pass --api-key-file FILE")
+    if any(c in key for c in "\r\n\0"):
+        raise ConfigError("the API key contains a line break or NUL; check the key file")
+    return Secret(key)

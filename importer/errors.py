@@ -1,0 +1,48 @@
+"""The importer's exception tree, grouped by what the caller does about it.
+
+    ImporterError
+    ├── ConfigError            stop before sending anything (exit 2)
+    │   ├── MappingError       the YAML mapping is wrong, or names a column the input lacks
+    │   ├── InputError         an input file is missing, unreadable or undecodable
+    │   └── StateError         the journal refuses: locked, or an unfinished import changed
+    ├── ConversionError        one value of one row does not convert: the row is invalid
+    └── TransportError         one request failed without an HTTP answer: retry it
+"""
+
+from __future__ import annotations
+
+
+class ImporterError(Exception):
+    """Base of every error the importer raises on purpose."""
+
+
+class ConfigError(ImporterError):
+    """Usage, mapping, input or configuration error, found before anything is sent."""
+
+
+class MappingError(ConfigError):
+    """The mapping file is invalid; the message lists every problem with its path."""
+
+
+class InputError(ConfigError):
+    """An input file cannot be opened, decoded or parsed."""
+
+
+class StateError(ConfigError):
+    """The journal in the state directory refuses this run."""
+
+
+class ConversionError(ImporterError):
+    """A value that is present does not convert to its API type."""
+
+
+class TransportError(ImporterError):
+    """A request got no HTTP answer (connection refused or lost, timeout).
+
+    Attributes:
+        kind: ``connect``, ``timeout`` or ``disconnected``.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -1,0 +1,101 @@
+"""Customer identifiers: email normalisation and hashing, phone E.164, ids.
+
+Messages raised here never contain the raw email or phone: they end up in reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+
+from importer.convert import to_text
+from importer.errors import ConversionError
+
+EMAIL_MAX = 320
+PHONE_MAX = 20
+CRM_ID_MAX = 128
+_HEX = {32: re.compile(r"[0-9a-fA-F]{32}"), 64: re.compile(r"[0-9a-fA-F]{64}")}
+_INTEGER = re.compile(r"[+]?\d+")
+_INT64_MAX = 2**63 - 1
+
+
+def normalise_email(value: Any) -> str:
+    """Trim (Unicode ``strip``) and lowercase; reject what cannot be an address."""
+    email = to_text(value).strip().lower()
+    if email.count("@") != 1:
+        raise ConversionError("not a valid email address (needs exactly one '@')")
+    local, domain = email.split("@")
+    if not local or not domain or "." not in domain.strip("."):
+        raise ConversionError("not a valid email address")
+    if any(c.isspace() for c in email):
+        raise ConversionError("not a valid email address (contains whitespace)")
+    if len(email) > EMAIL_MAX:
+        raise ConversionError(f"email longer than {EMAIL_MAX} characters")
+    return email
+
+
+def md5_hex(email: str) -> str:
+    return hashlib.md5(email.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def sha256_hex(email: str) -> str:
+    return hashlib.sha256(email.encode("utf-8")).hexdigest()
+
+
+def check_hash(value: Any, length: int) -> str:
+    """A column that already holds a hash: ``length`` hex digits, sent lowercase."""
+    text = to_text(value).strip()
+    if not _HEX[length].fullmatch(text):
+        raise ConversionError(f"not a {length}-digit hex hash")
+    return text.lower()
+
+
+def to_e164(value: Any, default_region: str | None) -> str:
+    """Parse a phone number (``+``/``00`` international, or national with a default
+    region) into E.164."""
+    text = to_text(value).strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            raise ConversionError(
+                "phone number has no country code and no default_region is set"
+            ) from exc
+        raise ConversionError("not a phone number") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise ConversionError("not a possible phone number (wrong length)")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > PHONE_MAX:
+        raise ConversionError(f"phone longer than {PHONE_MAX} characters")
+    return e164
+
+
+def to_customer_id(value: Any) -> int:
+    """ECDP's own customer id, sent as a JSON integer."""
+    if isinstance(value, bool):
+        raise ConversionError("customer id must be an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, (float, Decimal)) and value == int(value):
+        number = int(value)
+    else:
+        text = to_text(value).strip()
+        if not _INTEGER.fullmatch(text):
+            raise ConversionError(f"customer id {text[:40]!r} is not an integer")
+        number = int(text)
+    if not 0 <= number <= _INT64_MAX:
+        raise ConversionError("customer id out of range")
+    return number
+
+
+def to_crm_id(value: Any) -> str:
+    text = to_text(value).strip()
+    if len(text) > CRM_ID_MAX:
+        raise ConversionError(f"CRM id longer than {CRM_ID_MAX} characters")
+    return text

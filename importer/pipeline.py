@@ -1,0 +1,276 @@
+"""Wires the stages: source -> payload -> sender -> journal -> report.
+
+``run_import`` and ``validate`` are the two library entry points the CLI calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from importer.config import RunConfig, ValidateConfig, default_report
+from importer.errors import ConfigError
+from importer.journal import Journal, fingerprint
+from importer.mapping import Mapping, load_mapping
+from importer.payload import PayloadBuilder
+from importer.report import (
+    ErrorsWriter,
+    ReportLine,
+    merged_columns,
+    report_format,
+    status_counts,
+    write_json,
+    write_report,
+)
+from importer.retry import Backoff
+from importer.sender import Job, Sender, StopReason, WindowLimiter
+from importer.source import Source, open_source
+from importer.transport import HttpTransport, Transport
+
+STATUS_ORDER = ("sent", "invalid", "rejected", "failed", "unknown", "not_attempted")
+EXIT_FOR_STOP = {
+    StopReason.AUTH: 3,
+    StopReason.BREAKER: 3,
+    StopReason.SIGINT: 130,
+    StopReason.SIGTERM: 143,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One input of a run: its source and the journal's import for its content."""
+
+    source: Source
+    import_id: int
+    fingerprint: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    command: str
+    exit_code: int
+    counts: dict[str, int]
+    duration_s: float
+    rows_this_run: int
+    report: str
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
+    stop_reason: str | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_this_run / self.duration_s if self.duration_s > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "exit_code": self.exit_code,
+            "counts": self.counts,
+            "total_rows": sum(self.counts.values()),
+            "duration_s": round(self.duration_s, 3),
+            "rows_this_run": self.rows_this_run,
+            "rows_per_s": round(self.rows_per_s, 1),
+            "requests": self.requests,
+            "retries": self.retries,
+            "stop_reason": self.stop_reason,
+            "report": self.report,
+            "inputs": self.inputs,
+        }
+
+
+def _prepare(inputs: tuple[str, ...], mapping_path: str, encoding: str, delimiter: str | None) -> tuple[Mapping, list[Source]]:
+    """Load the mapping and open every input, checking the mapping's columns against each."""
+    mapping = load_mapping(mapping_path)
+    sources = [open_source(name, encoding, delimiter) for name in inputs]
+    for source in sources:
+        mapping.check_columns(source.name, source.columns)
+    return mapping, sources
+
+
+def validate(config: ValidateConfig) -> Summary:
+    """Render every row without sending; the report says ``valid`` or ``invalid``."""
+    started = time.monotonic()
+    mapping, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
+    report = config.report or default_report(config.inputs[0])
+    report_format(report)
+    builder = PayloadBuilder(mapping)
+    samples: list[dict[str, Any]] = []
+
+    def lines() -> Iterator[ReportLine]:
+        for source in sources:
+            for row in source.rows():
+                rendered = builder.render(row)
+                if rendered.body is None:
+                    yield ReportLine(source.name, row.number, "invalid", None, "", "; ".join(rendered.errors), 0, rendered.customer_ref)
+                    continue
+                if len(samples) < config.show:
+                    samples.append(rendered.body)
+                yield ReportLine(source.name, row.number, "valid", customer_ref=rendered.customer_ref)
+
+    counts: dict[str, int] = {}
+    write_report(report, status_counts(lines(), counts))
+    total = sum(counts.values())
+    return Summary(
+        command="validate",
+        exit_code=0 if counts.get("invalid", 0) == 0 else 1,
+        counts=counts,
+        duration_s=time.monotonic() - started,
+        rows_this_run=total,
+        report=report,
+        inputs=[{"file": s.name} for s in sources],
+        samples=samples,
+    )
+
+
+def run_import(config: RunConfig, transport: Transport | None = None) -> Summary:
+    """Send every row that still needs sending, then write the report over all runs."""
+    started = time.monotonic()
+    mapping, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
+    report = config.report or default_report(config.inputs[0])
+    report_format(report)
+    journal = Journal(config.state_dir)
+    try:
+        plans = _plan(journal, sources, config.new_import)
+        sender = asyncio.run(_send(config, mapping, plans, journal, transport))
+        counts: dict[str, int] = {}
+        write_report(report, status_counts(_report_lines(journal, plans), counts))
+        if config.errors:
+            _write_errors(config.errors, journal, plans)
+    finally:
+        journal.close()
+    if sender.stop_reason is not None:
+        exit_code = EXIT_FOR_STOP[sender.stop_reason]
+    else:
+        exit_code = 0 if counts.get("sent", 0) == sum(counts.values()) else 1
+    return Summary(
+        command="run",
+        exit_code=exit_code,
+        counts={s: counts.get(s, 0) for s in STATUS_ORDER if counts.get(s)},
+        duration_s=time.monotonic() - started,
+        rows_this_run=sum(sender.outcomes.values()),
+        report=report,
+        inputs=[{"file": p.source.name, "sha256": p.fingerprint, "size": p.size} for p in plans],
+        requests=sender.requests,
+        retries=sender.retries,
+        stop_reason=sender.stop_reason.value if sender.stop_reason else None,
+    )
+
+
+def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Plan]:
+    plans: list[Plan] = []
+    seen: dict[str, str] = {}
+    for source in sources:
+        content = fingerprint(source.path)
+        if content in seen:
+            raise ConfigError(f"{source.name} has the same content as {seen[content]}; pass it once")
+        seen[content] = source.name
+        size = source.path.stat().st_size
+        plans.append(Plan(source, journal.resolve_import(source.path, content, size, new_import), content, size))
+    return plans
+
+
+async def _send(config: RunConfig, mapping: Mapping, plans: list[Plan], journal: Journal, transport: Transport | None) -> Sender:
+    transport = transport or HttpTransport(config.base_url, config.api_key.reveal(), config.timeout, config.concurrency)
+    limiter = WindowLimiter(int(config.rate_limit)) if config.rate_limit else None
+    sender = Sender(
+        transport,
+        mapping.path,
+        journal,
+        concurrency=config.concurrency,
+        max_attempts=config.max_attempts,
+        backoff=Backoff(config.backoff_base, config.backoff_max),
+        limiter=limiter,
+    )
+    loop = asyncio.get_running_loop()
+    for signum, reason in ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM)):
+        loop.add_signal_handler(signum, sender.stop, reason)
+    queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=config.concurrency * 4)
+    producer = asyncio.create_task(_produce(config, PayloadBuilder(mapping), plans, journal, sender, queue))
+    try:
+        await sender.run(queue)
+        await producer
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await transport.close()
+        journal.flush()
+    return sender
+
+
+async def _produce(
+    config: RunConfig,
+    builder: PayloadBuilder,
+    plans: list[Plan],
+    journal: Journal,
+    sender: Sender,
+    queue: asyncio.Queue[Job | None],
+) -> None:
+    """Feed the sender the rows that still need sending; after a stop, only count rows."""
+    skip = {"sent", "inflight"}
+    if not config.retry_rejected:
+        skip.add("rejected")
+    if not config.resend_unknown:
+        skip.add("unknown")
+    try:
+        for plan in plans:
+            done = journal.statuses(plan.import_id)
+            total = 0
+            for row in plan.source.rows():
+                total = row.number
+                if total % 1024 == 0:
+                    await asyncio.sleep(0)
+                if sender.stopped or done.get(row.number) in skip:
+                    continue
+                rendered = builder.render(row)
+                if rendered.body is None:
+                    journal.invalid(plan.import_id, row.number, "; ".join(rendered.errors), rendered.customer_ref)
+                    continue
+                await queue.put(Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.ref))
+            journal.set_total(plan.import_id, total)
+    finally:
+        for _ in range(sender.concurrency):
+            await queue.put(None)
+
+
+def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:
+    """Every row of every input, in order; rows the journal lacks were not attempted."""
+    for plan in plans:
+        name = plan.source.name
+        total = journal.total_rows(plan.import_id)
+        expected = 1
+        for jr in journal.rows(plan.import_id):
+            for missing in range(expected, jr.row_number):
+                yield ReportLine(name, missing, "not_attempted")
+            status = "unknown" if jr.status == "inflight" else jr.status
+            yield ReportLine(name, jr.row_number, status, jr.http_status, jr.substatus, jr.detail, jr.attempts, jr.customer_ref)
+            expected = jr.row_number + 1
+        for missing in range(expected, (total or 0) + 1):
+            yield ReportLine(name, missing, "not_attempted")
+
+
+def _write_errors(path: str, journal: Journal, plans: list[Plan]) -> None:
+    """Re-read the inputs and copy out the rows that are invalid or rejected now."""
+    writer = ErrorsWriter(path, merged_columns(p.source.columns for p in plans))
+    try:
+        for plan in plans:
+            problems = {
+                jr.row_number: (jr.status, jr.detail)
+                for jr in journal.rows(plan.import_id)
+                if jr.status in ("invalid", "rejected")
+            }
+            if not problems:
+                continue
+            for row in plan.source.rows():
+                if row.number in problems:
+                    writer.write(row, *problems[row.number])
+    finally:
+        writer.close()

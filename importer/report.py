@@ -1,0 +1,138 @@
+"""Report, errors-file and summary writers.
+
+The report has one line per input row; its format follows the file extension
+(``.csv``, ``.jsonl``, ``.parquet``). Writers stream: nothing holds all lines.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from importer.convert import to_text
+from importer.errors import ConfigError
+from importer.source import Row
+
+PARQUET_CHUNK = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    source_file: str
+    row_number: int
+    status: str
+    http_status: int | None = None
+    substatus: str = ""
+    detail: str = ""
+    attempts: int = 0
+    customer_ref: str = ""
+
+
+COLUMNS = tuple(f.name for f in fields(ReportLine))
+
+
+def report_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in (".csv", ".jsonl", ".parquet"):
+        return suffix[1:]
+    raise ConfigError(f"report file {path!r} must end in .csv, .jsonl or .parquet")
+
+
+def write_report(path: str, lines: Iterable[ReportLine]) -> None:
+    """Write every line to ``path`` in the format its extension names."""
+    fmt = report_format(path)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        _write_parquet(target, lines)
+        return
+    with target.open("w", encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            _write_csv(fh, lines)
+        else:
+            for line in lines:
+                fh.write(orjson.dumps(_as_dict(line)).decode() + "\n")
+
+
+def _as_dict(line: ReportLine) -> dict[str, Any]:
+    return dict(zip(COLUMNS, astuple(line), strict=True))
+
+
+def _write_csv(fh: IO[str], lines: Iterable[ReportLine]) -> None:
+    writer = csv.writer(fh)
+    writer.writerow(COLUMNS)
+    for line in lines:
+        row = list(astuple(line))
+        row[3] = "" if line.http_status is None else line.http_status
+        writer.writerow(row)
+
+
+def _write_parquet(target: Path, lines: Iterable[ReportLine]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [(c, pa.int64() if c in ("row_number", "http_status", "attempts") else pa.string()) for c in COLUMNS]
+    )
+    with pq.ParquetWriter(target, schema) as writer:
+        chunk: list[dict[str, Any]] = []
+        for line in lines:
+            chunk.append(_as_dict(line))
+            if len(chunk) >= PARQUET_CHUNK:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                chunk = []
+        writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+
+
+class ErrorsWriter:
+    """The original rows that ended invalid or rejected, plus ``_status`` and ``_error``,
+    as UTF-8 comma CSV: a valid input for the same mapping."""
+
+    def __init__(self, path: str, columns: list[str]) -> None:
+        self.columns = columns
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = target.open("w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow([*columns, "_status", "_error"])
+
+    def write(self, row: Row, status: str, error: str) -> None:
+        values = [_cell(row.values.get(c)) for c in self.columns]
+        self._writer.writerow([*values, status, error])
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    # Undecodable bytes were kept as surrogates; write them as '?' so the file is UTF-8.
+    return to_text(value).encode("utf-8", "replace").decode("utf-8")
+
+
+def merged_columns(column_lists: Iterable[list[str]]) -> list[str]:
+    """Union of several inputs' columns, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for columns in column_lists:
+        for c in columns:
+            seen.setdefault(c, None)
+    return list(seen)
+
+
+def write_json(path: str, doc: dict[str, Any]) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def status_counts(lines: Iterator[ReportLine], counts: dict[str, int]) -> Iterator[ReportLine]:
+    """Pass lines through, counting their statuses into ``counts``."""
+    for line in lines:
+        counts[line.status] = counts.get(line.status, 0) + 1
+        yield line

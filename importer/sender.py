@@ -1,0 +1,230 @@
+"""Bounded-concurrency sending: a fixed pool of workers, retries, rate limit, breaker.
+
+The sender owns no I/O of its own: it gets a transport, hooks that journal each row
+(``started`` is awaited until the in-flight mark is durable, before the request leaves),
+and a sleep function, so tests drive it without a network or a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from importer.errors import TransportError
+from importer.retry import Backoff, Verdict, classify, parse_problem, retry_after_seconds
+from importer.transport import Transport
+
+BREAKER_THRESHOLD = 20
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row ready to send: its journal key, its encoded body and its report ref."""
+
+    key: tuple[int, int]
+    body: bytes
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A row's result in this run: ``sent``, ``rejected`` or ``failed``."""
+
+    status: str
+    http_status: int | None = None
+    substatus: str = ""
+    detail: str = ""
+
+
+class StopReason(enum.Enum):
+    AUTH = "auth"
+    BREAKER = "breaker"
+    SIGINT = "sigint"
+    SIGTERM = "sigterm"
+
+
+class Hooks(Protocol):
+    async def started(self, job: Job) -> None: ...
+
+    def finished(self, job: Job, outcome: Outcome) -> None: ...
+
+
+class _Retryable(Exception):
+    def __init__(self, outcome: Outcome, retry_after: float | None) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+        self.retry_after = retry_after
+
+
+class _Interrupted(Exception):
+    """The run is stopping while a row waits out its backoff."""
+
+
+class WindowLimiter:
+    """At most ``rate`` acquisitions in any window of ``window`` seconds (sliding log).
+
+    A token bucket admits a burst at a window's edge that a sliding window of one second
+    would count twice; the log of the last ``rate`` start times cannot.
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        window: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.rate = rate
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._starts: deque[float] = deque()
+
+    async def acquire(self) -> None:
+        while True:
+            now = self._clock()
+            while self._starts and now - self._starts[0] >= self.window:
+                self._starts.popleft()
+            if len(self._starts) < self.rate:
+                self._starts.append(now)
+                return
+            await self._sleep(self._starts[0] + self.window - now)
+
+
+class Sender:
+    """Sends jobs from a queue with ``concurrency`` workers until it gets one ``None``
+    per worker, or until ``stop`` is called (remaining jobs are left not attempted)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        path: str,
+        hooks: Hooks,
+        *,
+        concurrency: int = 8,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+        limiter: WindowLimiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breaker_threshold: int = BREAKER_THRESHOLD,
+    ) -> None:
+        self.transport = transport
+        self.path = path
+        self.hooks = hooks
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.backoff = backoff or Backoff()
+        self.limiter = limiter
+        self.breaker_threshold = breaker_threshold
+        self.stop_reason: StopReason | None = None
+        self.requests = 0
+        self.retries = 0
+        self._sleep_fn = sleep
+        self._stop = asyncio.Event()
+        self._consecutive_failed = 0
+        self.outcomes: dict[str, int] = {}
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_reason is not None
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop taking new rows; the first reason given wins."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self._stop.set()
+
+    async def run(self, queue: asyncio.Queue[Job | None]) -> None:
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
+        await asyncio.gather(*workers)
+
+    async def _worker(self, queue: asyncio.Queue[Job | None]) -> None:
+        while (job := await queue.get()) is not None:
+            if self.stopped:
+                continue
+            outcome = await self.deliver(job)
+            if outcome is None:
+                continue
+            self.hooks.finished(job, outcome)
+            self.outcomes[outcome.status] = self.outcomes.get(outcome.status, 0) + 1
+            self._watch_breaker(outcome)
+
+    def _watch_breaker(self, outcome: Outcome) -> None:
+        if outcome.status != "failed":
+            self._consecutive_failed = 0
+        elif not self.stopped:
+            self._consecutive_failed += 1
+            if self._consecutive_failed >= self.breaker_threshold:
+                self.stop(StopReason.BREAKER)
+
+    async def deliver(self, job: Job) -> Outcome | None:
+        """Send one row with retries; ``None`` if the run stopped before its first try."""
+        last: Outcome | None = None
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if self.stopped:
+                        break
+                    try:
+                        return await self._attempt(job)
+                    except _Retryable as exc:
+                        last = exc.outcome
+                        raise
+        except (_Retryable, _Interrupted):
+            pass
+        return last
+
+    def _wait(self, state: RetryCallState) -> float:
+        self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER)
+        return self.backoff(state.attempt_number)
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.stopped:
+            raise _Interrupted
+        nap = asyncio.ensure_future(self._sleep_fn(seconds))
+        halt = asyncio.ensure_future(self._stop.wait())
+        _, pending = await asyncio.wait({nap, halt}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if self.stopped:
+            raise _Interrupted
+
+    async def _attempt(self, job: Job) -> Outcome:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        await self.hooks.started(job)
+        self.requests += 1
+        try:
+            resp = await self.transport.post(self.path, job.body)
+        except TransportError as exc:
+            raise _Retryable(Outcome("failed", None, "", f"{exc.kind}: {exc}"), None) from exc
+        verdict = classify(resp.status)
+        if verdict is Verdict.SENT:
+            return Outcome("sent", resp.status)
+        substatus, detail = parse_problem(resp.body)
+        detail = detail or f"HTTP {resp.status}"
+        if verdict is Verdict.RETRY:
+            outcome = Outcome("failed", resp.status, substatus, detail)
+            raise _Retryable(outcome, retry_after_seconds(resp.retry_after))
+        if verdict is Verdict.ABORT:
+            self.stop(StopReason.AUTH)
+            return Outcome("failed", resp.status, substatus, f"API refused the key: {detail}")
+        return Outcome("rejected", resp.status, substatus, detail)
