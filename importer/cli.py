@@ -90,48 +90,98 @@ class _RefuseKeyFlag(argparse.Action):
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="CSV or Parquet files")
     p.add_argument("--mapping", required=True, metavar="FILE", help="YAML column mapping")
-    p.add_argument("--report", metavar="FILE", help="per-row report (.csv, .jsonl, .parquet); default <first input stem>.report.csv")
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="per-row report (.csv, .jsonl, .parquet); default <first input stem>.report.csv",
+    )
     p.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8; a BOM is stripped)")
     p.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Bulk-import CSV/Parquet rows into ExpertSender CDP as scenario custom events.")
+    parser = _Parser(
+        prog=PROG, description="Bulk-import CSV/Parquet rows into ExpertSender CDP as scenario custom events."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="send rows to ECDP", description="Send rows to ECDP; rerunning the same command resumes.")
+    run = sub.add_parser(
+        "run", help="send rows to ECDP", description="Send rows to ECDP; rerunning the same command resumes."
+    )
     _add_source_options(run)
     run.add_argument("--base-url", help="API root (default $ECDP_BASE_URL, else https://api.ecdp.app)")
     run.add_argument("--api-key-file", metavar="FILE", help="file holding the API key (default: $ECDP_API_KEY)")
     run.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
     run.add_argument("--errors", metavar="FILE", help="write the invalid/rejected source rows here (CSV)")
-    run.add_argument("--state-dir", default=".ecdp-import", metavar="DIR", help="journal directory (default .ecdp-import)")
-    run.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="most requests in flight (default 8)")
-    run.add_argument("--rate-limit", type=_positive_float, metavar="R", help="most requests started in any one-second window")
-    run.add_argument("--max-attempts", type=_positive_int, default=5, metavar="N", help="attempts per row per run (default 5)")
-    run.add_argument("--timeout", type=_positive_float, default=30.0, metavar="S", help="seconds per request (default 30)")
-    run.add_argument("--backoff-base", type=_positive_float, default=0.5, metavar="S", help="first retry waits up to S seconds (default 0.5)")
-    run.add_argument("--backoff-max", type=_positive_float, default=30.0, metavar="S", help="cap of one backoff wait (default 30)")
+    run.add_argument(
+        "--state-dir", default=".ecdp-import", metavar="DIR", help="journal directory (default .ecdp-import)"
+    )
+    run.add_argument(
+        "--concurrency", type=_positive_int, default=8, metavar="N", help="most requests in flight (default 8)"
+    )
+    run.add_argument(
+        "--rate-limit", type=_positive_float, metavar="R", help="most requests started in any one-second window"
+    )
+    run.add_argument(
+        "--max-attempts", type=_positive_int, default=5, metavar="N", help="attempts per row per run (default 5)"
+    )
+    run.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="S", help="seconds per request (default 30)"
+    )
+    run.add_argument(
+        "--backoff-base",
+        type=_positive_float,
+        default=0.5,
+        metavar="S",
+        help="first retry waits up to S seconds (default 0.5)",
+    )
+    run.add_argument(
+        "--backoff-max", type=_positive_float, default=30.0, metavar="S", help="cap of one backoff wait (default 30)"
+    )
     run.add_argument("--resend-unknown", action="store_true", help="also send rows whose earlier outcome is unknown")
     run.add_argument("--retry-rejected", action="store_true", help="also resend rows the API rejected earlier")
     run.add_argument("--summary-json", metavar="FILE", help="write a machine-readable run summary")
-    run.add_argument("--new-import", action="store_true", help="import changed content even if its path has an unfinished import")
+    run.add_argument(
+        "--new-import", action="store_true", help="import changed content even if its path has an unfinished import"
+    )
 
-    val = sub.add_parser("validate", help="check and render payloads, send nothing", description="Check every row and render its payload; nothing is sent.")
+    val = sub.add_parser(
+        "validate",
+        help="check and render payloads, send nothing",
+        description="Check every row and render its payload; nothing is sent.",
+    )
     _add_source_options(val)
-    val.add_argument("--show", type=int, default=0, metavar="N", help="print N rendered payloads (emails/phones masked)")
+    val.add_argument(
+        "--show", type=int, default=0, metavar="N", help="print N rendered payloads (emails/phones masked)"
+    )
 
-    mock = sub.add_parser("mock-server", help="local stand-in for the ECDP API", description="A strict local ECDP stand-in for demos and tests.")
+    mock = sub.add_parser(
+        "mock-server",
+        help="local stand-in for the ECDP API",
+        description="A strict local ECDP stand-in for demos and tests.",
+    )
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
     mock.add_argument("--api-key", default="mock-key", help="the key the mock accepts (a test key, not a real one)")
     mock.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
-    mock.add_argument("--fail-429", type=_fraction, default=0.0, metavar="FRACTION", help="share of requests answered 429")
+    mock.add_argument(
+        "--fail-429", type=_fraction, default=0.0, metavar="FRACTION", help="share of requests answered 429"
+    )
     mock.add_argument("--retry-after", default="1", help="Retry-After sent with 429 (seconds or HTTP date)")
-    mock.add_argument("--fail-5xx", type=_fraction, default=0.0, metavar="FRACTION", help="share answered 500/502/503/504")
-    mock.add_argument("--drop", type=_fraction, default=0.0, metavar="FRACTION", help="share of connections dropped unanswered (never applied)")
-    mock.add_argument("--fail-after", type=int, metavar="N", help="answer 503 to everything after N accepted requests (an outage)")
+    mock.add_argument(
+        "--fail-5xx", type=_fraction, default=0.0, metavar="FRACTION", help="share answered 500/502/503/504"
+    )
+    mock.add_argument(
+        "--drop",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of connections dropped unanswered (never applied)",
+    )
+    mock.add_argument(
+        "--fail-after", type=int, metavar="N", help="answer 503 to everything after N accepted requests (an outage)"
+    )
     mock.add_argument("--events", type=_id_set, help="known custom event ids (others get 404); default: any")
     mock.add_argument("--segments", type=_id_set, help="known segment ids (others get 404); default: any")
     mock.add_argument("--record", metavar="FILE", help="append every accepted request to FILE as a JSON line")
@@ -228,8 +278,14 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 STOP_MESSAGES = {
-    "auth": "aborted: the API refused the key (401/403); check ECDP_API_KEY / --api-key-file. Rows not sent are not_attempted; rerun with a good key to send them.",
-    "breaker": "aborted: the API looks unavailable (20 rows in a row failed after all retries). The rest is not_attempted; rerun the same command later to continue.",
+    "auth": (
+        "aborted: the API refused the key (401/403); check ECDP_API_KEY / --api-key-file. "
+        "Rows not sent are not_attempted; rerun with a good key to send them."
+    ),
+    "breaker": (
+        "aborted: the API looks unavailable (20 rows in a row failed after all retries). "
+        "The rest is not_attempted; rerun the same command later to continue."
+    ),
     "sigint": "stopped by SIGINT after in-flight requests finished; rerun the same command to continue.",
     "sigterm": "stopped by SIGTERM after in-flight requests finished; rerun the same command to continue.",
 }
@@ -239,8 +295,10 @@ def _print_summary(summary: Summary) -> None:
     total = sum(summary.counts.values())
     statuses = [s for s in (*STATUS_ORDER, "valid") if s in summary.counts]
     statuses += [s for s in summary.counts if s not in statuses]
-    _out(f"{summary.command}: {total} rows in {len(summary.inputs)} file(s), {summary.duration_s:.1f} s, "
-         f"{summary.rows_per_s:,.0f} rows/s this run")
+    _out(
+        f"{summary.command}: {total} rows in {len(summary.inputs)} file(s), {summary.duration_s:.1f} s, "
+        f"{summary.rows_per_s:,.0f} rows/s this run"
+    )
     for status in statuses:
         _out(f"  {status:<14}{summary.counts[status]:>10,}")
     if summary.command == "run":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timezone, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,13 +141,11 @@ def convert_date(value: Any, fmt: str | None = None, **_: Any) -> str:
     return parse_datetime(value, fmt).date().isoformat()
 
 
-def convert_datetime(
-    value: Any, fmt: str | None = None, tz: tzinfo = timezone.utc, **_: Any
-) -> str:
+def convert_datetime(value: Any, fmt: str | None = None, tz: tzinfo = UTC, **_: Any) -> str:
     moment = parse_datetime(value, fmt)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 Converter = Callable[..., str]

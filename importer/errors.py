@@ -1,12 +1,12 @@
 """The importer's exception tree, grouped by what the caller does about it.
 
-    ImporterError
-    ├── ConfigError            stop before sending anything (exit 2)
-    │   ├── MappingError       the YAML mapping is wrong, or names a column the input lacks
-    │   ├── InputError         an input file is missing, unreadable or undecodable
-    │   └── StateError         the journal refuses: locked, or an unfinished import changed
-    ├── ConversionError        one value of one row does not convert: the row is invalid
-    └── TransportError         one request failed without an HTTP answer: retry it
+ImporterError
+├── ConfigError            stop before sending anything (exit 2)
+│   ├── MappingError       the YAML mapping is wrong, or names a column the input lacks
+│   ├── InputError         an input file is missing, unreadable or undecodable
+│   └── StateError         the journal refuses: locked, or an unfinished import changed
+├── ConversionError        one value of one row does not convert: the row is invalid
+└── TransportError         one request failed without an HTTP answer: retry it
 """
 
 from __future__ import annotations

@@ -64,9 +64,7 @@ def to_e164(value: Any, default_region: str | None) -> str:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
         if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
-            raise ConversionError(
-                "phone number has no country code and no default_region is set"
-            ) from exc
+            raise ConversionError("phone number has no country code and no default_region is set") from exc
         raise ConversionError("not a phone number") from exc
     if not phonenumbers.is_possible_number(number):
         raise ConversionError("not a possible phone number (wrong length)")

@@ -16,7 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,7 @@ _START = (
     "attempts = attempts + 1, customer_ref = excluded.customer_ref"
 )
 _FINISH = (
-    "UPDATE rows SET status = ?, http_status = ?, substatus = ?, detail = ? "
-    "WHERE import_id = ? AND row_number = ?"
+    "UPDATE rows SET status = ?, http_status = ?, substatus = ?, detail = ? WHERE import_id = ? AND row_number = ?"
 )
 _INVALID = (
     "INSERT INTO rows (import_id, row_number, status, detail, customer_ref) "
@@ -124,9 +123,7 @@ class Journal:
         if found:
             self.db.execute("UPDATE imports SET path = ? WHERE id = ?", (real, found[0]))
             return int(found[0])
-        prev = self.db.execute(
-            "SELECT id FROM imports WHERE path = ? ORDER BY id DESC LIMIT 1", (real,)
-        ).fetchone()
+        prev = self.db.execute("SELECT id FROM imports WHERE path = ? ORDER BY id DESC LIMIT 1", (real,)).fetchone()
         if prev and not new_import and not self.is_finished(prev[0]):
             raise StateError(
                 f"{path}: its content changed since an earlier import of this path that is "
@@ -134,7 +131,7 @@ class Journal:
                 "send rows twice. Rerun with the original file to finish that import, or pass "
                 "--new-import to import this content as new"
             )
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         cur = self.db.execute(
             "INSERT INTO imports (path, fingerprint, size, created_at) VALUES (?, ?, ?, ?)",
             (real, content, size, now),

@@ -14,7 +14,7 @@ Format (see README "Mapping reference")::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -92,9 +92,7 @@ class Mapping:
         missing = [f"column {c!r} ({where})" for c, where in self.columns().items() if c not in present]
         if missing:
             shown = ", ".join(columns[:30]) + (", ..." if len(columns) > 30 else "")
-            raise MappingError(
-                f"{self.source}: {'; '.join(missing)} not found in {input_name} (its columns: {shown})"
-            )
+            raise MappingError(f"{self.source}: {'; '.join(missing)} not found in {input_name} (its columns: {shown})")
 
 
 def load_mapping(path: str) -> Mapping:
@@ -196,12 +194,12 @@ class _Checker:
 
     def timezone(self, name: Any) -> tzinfo:
         if name is None:
-            return timezone.utc
+            return UTC
         try:
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
             self.err("timezone", f"unknown time zone {name!r} (e.g. Europe/Warsaw, UTC)")
-            return timezone.utc
+            return UTC
 
     def customer(self, section: Any) -> tuple[Identifier, ...]:
         if not isinstance(section, dict) or not section:
@@ -309,6 +307,6 @@ class _Checker:
             self.err(f"{path}.format", "is a strptime format string, for Date and DateTime only")
             ok = False
         required = self.flag(f"{path}.required", item.get("required", False))
-        if not ok:
+        if not ok or not isinstance(name, str) or not isinstance(ftype, str):
             return None
         return DataField(name, ftype, item.get("column"), item.get("value"), required, fmt)

@@ -235,8 +235,9 @@ async def serve(options: MockOptions, host: str, port: int, announce: Callable[[
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    bound = port
+    for sock in getattr(site._server, "sockets", None) or []:
+        bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     announce(f"http://{shown_host}:{bound}")
     try:

@@ -163,9 +163,9 @@ def customer_ref(body: dict[str, Any]) -> str:
     if "customerId" in body:
         return str(body["customerId"])
     if "customerEmailSha256" in body:
-        return "sha256:" + body["customerEmailSha256"][:12]
+        return "sha256:" + str(body["customerEmailSha256"])[:12]
     if "customerEmail" in body:
-        return "sha256:" + sha256_hex(body["customerEmail"])[:12]
+        return "sha256:" + sha256_hex(str(body["customerEmail"]))[:12]
     if "customerEmailMd5" in body:
-        return "md5:" + body["customerEmailMd5"][:12]
+        return "md5:" + str(body["customerEmailMd5"])[:12]
     return ""

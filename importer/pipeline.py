@@ -25,7 +25,6 @@ from importer.report import (
     merged_columns,
     report_format,
     status_counts,
-    write_json,
     write_report,
 )
 from importer.retry import Backoff
@@ -87,7 +86,9 @@ class Summary:
         }
 
 
-def _prepare(inputs: tuple[str, ...], mapping_path: str, encoding: str, delimiter: str | None) -> tuple[Mapping, list[Source]]:
+def _prepare(
+    inputs: tuple[str, ...], mapping_path: str, encoding: str, delimiter: str | None
+) -> tuple[Mapping, list[Source]]:
     """Load the mapping and open every input, checking the mapping's columns against each."""
     mapping = load_mapping(mapping_path)
     sources = [open_source(name, encoding, delimiter) for name in inputs]
@@ -110,7 +111,16 @@ def validate(config: ValidateConfig) -> Summary:
             for row in source.rows():
                 rendered = builder.render(row)
                 if rendered.body is None:
-                    yield ReportLine(source.name, row.number, "invalid", None, "", "; ".join(rendered.errors), 0, rendered.customer_ref)
+                    yield ReportLine(
+                        source.name,
+                        row.number,
+                        "invalid",
+                        None,
+                        "",
+                        "; ".join(rendered.errors),
+                        0,
+                        rendered.customer_ref,
+                    )
                     continue
                 if len(samples) < config.show:
                     samples.append(rendered.body)
@@ -178,7 +188,9 @@ def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Pla
     return plans
 
 
-async def _send(config: RunConfig, mapping: Mapping, plans: list[Plan], journal: Journal, transport: Transport | None) -> Sender:
+async def _send(
+    config: RunConfig, mapping: Mapping, plans: list[Plan], journal: Journal, transport: Transport | None
+) -> Sender:
     transport = transport or HttpTransport(config.base_url, config.api_key.reveal(), config.timeout, config.concurrency)
     limiter = WindowLimiter(int(config.rate_limit)) if config.rate_limit else None
     sender = Sender(
@@ -234,7 +246,7 @@ async def _produce(
                 if rendered.body is None:
                     journal.invalid(plan.import_id, row.number, "; ".join(rendered.errors), rendered.customer_ref)
                     continue
-                await queue.put(Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.ref))
+                await queue.put(Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref))
             journal.set_total(plan.import_id, total)
     finally:
         for _ in range(sender.concurrency):
@@ -251,7 +263,9 @@ def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:
             for missing in range(expected, jr.row_number):
                 yield ReportLine(name, missing, "not_attempted")
             status = "unknown" if jr.status == "inflight" else jr.status
-            yield ReportLine(name, jr.row_number, status, jr.http_status, jr.substatus, jr.detail, jr.attempts, jr.customer_ref)
+            yield ReportLine(
+                name, jr.row_number, status, jr.http_status, jr.substatus, jr.detail, jr.attempts, jr.customer_ref
+            )
             expected = jr.row_number + 1
         for missing in range(expected, (total or 0) + 1):
             yield ReportLine(name, missing, "not_attempted")

@@ -207,4 +207,5 @@ def _to_python(batch: Any) -> list[dict[str, Any]]:
         elif pa.types.is_dictionary(field.type):
             column = column.dictionary_decode()
         columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
+    rows: list[dict[str, Any]] = pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
+    return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,9 +40,7 @@ class HttpTransport:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, headers=self._headers
-            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._headers)
         return self._session
 
     async def post(self, path: str, body: bytes) -> Response:
@@ -52,7 +49,7 @@ class HttpTransport:
             async with session.post(self._base + path, data=body, allow_redirects=False) as resp:
                 data = await resp.read()
                 return Response(resp.status, data, resp.headers.get("Retry-After"))
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise TransportError("timeout", "request timed out") from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError("connect", f"cannot connect: {exc.os_error.strerror or exc.os_error}") from exc

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +24,20 @@ def orders(rng: random.Random, n: int = 300) -> None:
     broken = {17: "email", 42: "ordered_at", 99: "total", 150: "product_url", 222: "ids", 287: "first_order"}
     with (OUT / "orders.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["customer_id", "crm_id", "email", "phone", "total", "ordered_at", "order_day", "product_url", "first_order", "note"])
+        w.writerow(
+            [
+                "customer_id",
+                "crm_id",
+                "email",
+                "phone",
+                "total",
+                "ordered_at",
+                "order_day",
+                "product_url",
+                "first_order",
+                "note",
+            ]
+        )
         for i in range(1, n + 1):
             name = rng.choice(FIRST)
             row = {
@@ -58,7 +71,7 @@ def orders(rng: random.Random, n: int = 300) -> None:
 
 
 def campaigns(rng: random.Random, n: int = 200) -> None:
-    t0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     segs, names, sends, budgets, actives, urls, discounts = [], [], [], [], [], [], []
     for i in range(1, n + 1):
         segs.append(",".join(str(rng.randint(1, 40)) for _ in range(rng.randint(1, 3))))
