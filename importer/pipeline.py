@@ -192,7 +192,9 @@ async def _send(
     config: RunConfig, mapping: Mapping, plans: list[Plan], journal: Journal, transport: Transport | None
 ) -> Sender:
     transport = transport or HttpTransport(config.base_url, config.api_key.reveal(), config.timeout, config.concurrency)
-    limiter = WindowLimiter(int(config.rate_limit)) if config.rate_limit else None
+    # A slightly longer window than 1 s absorbs the jitter between a start here and its
+    # arrival at the API, which is where the limit is measured.
+    limiter = WindowLimiter(max(1, int(config.rate_limit)), window=1.02) if config.rate_limit else None
     sender = Sender(
         transport,
         mapping.path,

@@ -96,7 +96,8 @@ class WindowLimiter:
             if len(self._starts) < self.rate:
                 self._starts.append(now)
                 return
-            await self._sleep(self._starts[0] + self.window - now)
+            # At least 1 ms: float rounding must not leave us sleeping 1e-16 s forever.
+            await self._sleep(max(self._starts[0] + self.window - now, 0.001))
 
 
 class Sender:

@@ -1,0 +1,138 @@
+"""Shared fixtures: the real mock server as a process on loopback, and a CLI runner."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+KEY = "canary-KEY-7f3a9c1e-do-not-leak"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Mock:
+    """A running ``ecdp-import mock-server`` process."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    record: Path
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/_mock/stats", timeout=5) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    def received(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def start_mock(tmp_path: Path, *args: str, name: str = "received.jsonl") -> Mock:
+    record = tmp_path / name
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", "mock-server", "--port", "0", "--api-key", KEY, "--record", str(record), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on " in line, line
+    return Mock(proc, line.rsplit(" ", 1)[1].strip(), record)
+
+
+@pytest.fixture
+def mock_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[Mock] = []
+
+    def factory(*args: str, name: str = "received.jsonl") -> Mock:
+        mock = start_mock(tmp_path, *args, name=name)
+        started.append(mock)
+        return mock
+
+    yield factory
+    for mock in started:
+        mock.stop()
+
+
+@pytest.fixture
+def mock(mock_factory: Any) -> Mock:
+    return mock_factory()  # type: ignore[no-any-return]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECDP_")}
+    env["ECDP_API_KEY"] = KEY
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m importer ARGS`` as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args],
+        cwd=cwd,
+        env=env if env is not None else cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def popen_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", *args],
+        cwd=cwd,
+        env=env if env is not None else cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+CUSTOMER_MAPPING = """\
+endpoint: customer
+custom_event_id: 77
+customer:
+  crm_id: crm_id
+  email: email
+data_fields:
+  - {name: total, type: Money, column: total}
+"""
+
+
+def customers_csv(path: Path, n: int, bad: tuple[int, ...] = ()) -> Path:
+    """``n`` rows, crm ids C1..Cn; rows in ``bad`` carry an invalid email."""
+    rows = []
+    for i in range(1, n + 1):
+        email = "broken-email" if i in bad else f"User{i}@Example.com"
+        rows.append([f"C{i}", email, f"{i}.5"])
+    return write_csv(path, ["crm_id", "email", "total"], rows)
