@@ -45,7 +45,19 @@ class Mock:
 def start_mock(tmp_path: Path, *args: str, name: str = "received.jsonl") -> Mock:
     record = tmp_path / name
     proc = subprocess.Popen(
-        [sys.executable, "-m", "importer", "mock-server", "--port", "0", "--api-key", KEY, "--record", str(record), *args],
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "mock-server",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--record",
+            str(record),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -82,7 +94,9 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m importer ARGS`` as a user would, capturing its output."""
     return subprocess.run(
         [sys.executable, "-m", "importer", *args],

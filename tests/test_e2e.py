@@ -47,8 +47,17 @@ data_fields:
 
 def run_args(mock: Mock, tmp: Path, *inputs: str, mapping: str = "m.yaml", extra: tuple[str, ...] = ()) -> list[str]:
     return [
-        "run", *inputs, "--mapping", mapping, "--base-url", mock.url, "--state-dir", str(tmp / "state"),
-        "--report", str(tmp / "report.csv"), *extra,
+        "run",
+        *inputs,
+        "--mapping",
+        mapping,
+        "--base-url",
+        mock.url,
+        "--state-dir",
+        str(tmp / "state"),
+        "--report",
+        str(tmp / "report.csv"),
+        *extra,
     ]
 
 
@@ -58,7 +67,18 @@ def test_every_valid_row_arrives_once_with_the_exact_body(tmp_path: Path, mock: 
         tmp_path / "orders.csv",
         ["customer_id", "email", "phone", "crm_id", "total", "ordered_at", "day", "paid", "url", "qty"],
         [
-            ["00017", "  Anna@Example.COM ", "600 123 456", "00123", "19.989999", "2026-11-26 10:00:00", "26.11.2026", "Yes", "https://shop.example.com/p/1", "3"],
+            [
+                "00017",
+                "  Anna@Example.COM ",
+                "600 123 456",
+                "00123",
+                "19.989999",
+                "2026-11-26 10:00:00",
+                "26.11.2026",
+                "Yes",
+                "https://shop.example.com/p/1",
+                "3",
+            ],
             ["", "", "", "CRM-2", "5", "", "", "", "", ""],
             ["18", "bad-email", "", "", "1", "", "", "", "", ""],  # invalid: never sent
             ["19", "", "", "", "12,3,4", "", "", "", "", ""],  # invalid Money
@@ -98,7 +118,11 @@ def test_every_valid_row_arrives_once_with_the_exact_body(tmp_path: Path, mock: 
     assert {r["path"] for r in received} == {"/scenariocustomevents"}
     report = read_report(tmp_path / "report.csv")
     assert [(r["row_number"], r["status"]) for r in report] == [
-        ("1", "sent"), ("2", "sent"), ("3", "invalid"), ("4", "invalid"), ("5", "invalid"),
+        ("1", "sent"),
+        ("2", "sent"),
+        ("3", "invalid"),
+        ("4", "invalid"),
+        ("5", "invalid"),
     ]
     assert report[0]["customer_ref"] == "00123" and report[0]["http_status"] == "201" and report[0]["attempts"] == "1"
     assert report[2]["customer_ref"] == "18" and "customer.email_md5" in report[2]["detail"]
@@ -113,8 +137,23 @@ def test_faults_still_deliver_every_row_exactly_once(tmp_path: Path, mock_factor
     (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
     customers_csv(tmp_path / "in.csv", 150)
     result = run_cli(
-        *run_args(mock, tmp_path, "in.csv", extra=("--max-attempts", "12", "--backoff-base", "0.01", "--backoff-max", "0.05",
-                                                   "--concurrency", "6", "--summary-json", "s.json")),
+        *run_args(
+            mock,
+            tmp_path,
+            "in.csv",
+            extra=(
+                "--max-attempts",
+                "12",
+                "--backoff-base",
+                "0.01",
+                "--backoff-max",
+                "0.05",
+                "--concurrency",
+                "6",
+                "--summary-json",
+                "s.json",
+            ),
+        ),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -140,11 +179,18 @@ def test_in_flight_requests_never_exceed_concurrency(tmp_path: Path, mock_factor
 
 def test_rejections_and_the_errors_file_is_a_valid_input(tmp_path: Path, mock_factory: Any) -> None:
     mock = mock_factory("--events", "77")
-    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING.replace("custom_event_id: 77", "custom_event_id: {column: event}"))
+    (tmp_path / "m.yaml").write_text(
+        CUSTOMER_MAPPING.replace("custom_event_id: 77", "custom_event_id: {column: event}")
+    )
     write_csv(
         tmp_path / "in.csv",
         ["crm_id", "email", "total", "event"],
-        [["C1", "a@example.com", "1", "77"], ["C2", "b@example.com", "2", "78"], ["C3", "nope", "3", "77"], ["C4", "", "x", "77"]],
+        [
+            ["C1", "a@example.com", "1", "77"],
+            ["C2", "b@example.com", "2", "78"],
+            ["C3", "nope", "3", "77"],
+            ["C4", "", "x", "77"],
+        ],
     )
     result = run_cli(*run_args(mock, tmp_path, "in.csv", extra=("--errors", "errors.csv")), cwd=tmp_path)
     assert result.returncode == 1
@@ -163,7 +209,9 @@ def test_refused_key_aborts_with_exit_3(tmp_path: Path, mock: Mock) -> None:
     (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
     customers_csv(tmp_path / "in.csv", 30)
     wrong = "wrong-key-0c1d2e"
-    result = run_cli(*run_args(mock, tmp_path, "in.csv", extra=("--concurrency", "1")), cwd=tmp_path, env=cli_env(ECDP_API_KEY=wrong))
+    result = run_cli(
+        *run_args(mock, tmp_path, "in.csv", extra=("--concurrency", "1")), cwd=tmp_path, env=cli_env(ECDP_API_KEY=wrong)
+    )
     assert result.returncode == 3
     assert "the API refused the key" in result.stderr
     report = read_report(tmp_path / "report.csv")
@@ -179,14 +227,30 @@ def test_refused_key_aborts_with_exit_3(tmp_path: Path, mock: Mock) -> None:
 
 def test_canary_key_never_reaches_output_or_files(tmp_path: Path, mock_factory: Any) -> None:
     mock = mock_factory("--events", "77", "--fail-5xx", "0.5", "--drop", "0.2", "--seed", "3")
-    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING.replace("custom_event_id: 77", "custom_event_id: {column: event}"))
+    (tmp_path / "m.yaml").write_text(
+        CUSTOMER_MAPPING.replace("custom_event_id: 77", "custom_event_id: {column: event}")
+    )
     rows = [[f"C{i}", f"u{i}@example.com" if i % 5 else "bad", "1", "77" if i % 3 else "99"] for i in range(1, 41)]
     write_csv(tmp_path / "in.csv", ["crm_id", "email", "total", "event"], rows)
     outputs = []
     for _ in range(2):
         r = run_cli(
-            *run_args(mock, tmp_path, "in.csv", extra=("--errors", "e.csv", "--summary-json", "s.json", "--max-attempts", "2",
-                                                       "--backoff-base", "0.01", "--retry-rejected")),
+            *run_args(
+                mock,
+                tmp_path,
+                "in.csv",
+                extra=(
+                    "--errors",
+                    "e.csv",
+                    "--summary-json",
+                    "s.json",
+                    "--max-attempts",
+                    "2",
+                    "--backoff-base",
+                    "0.01",
+                    "--retry-rejected",
+                ),
+            ),
             cwd=tmp_path,
         )
         outputs.append(r.stdout + r.stderr)
@@ -213,9 +277,23 @@ def test_report_formats(tmp_path: Path, mock: Mock, suffix: str) -> None:
         lines = [json.loads(line) for line in report.read_text().splitlines()]
     else:
         lines = pq.read_table(report).to_pylist()
-    assert [(line["row_number"], line["status"]) for line in lines] == [(1, "sent"), (2, "invalid"), (3, "sent"), (4, "sent")]
+    assert [(line["row_number"], line["status"]) for line in lines] == [
+        (1, "sent"),
+        (2, "invalid"),
+        (3, "sent"),
+        (4, "sent"),
+    ]
     assert lines[0]["http_status"] == 201 and lines[1]["http_status"] is None
-    assert set(lines[0]) == {"source_file", "row_number", "status", "http_status", "substatus", "detail", "attempts", "customer_ref"}
+    assert set(lines[0]) == {
+        "source_file",
+        "row_number",
+        "status",
+        "http_status",
+        "substatus",
+        "detail",
+        "attempts",
+        "customer_ref",
+    }
 
 
 def test_parquet_input_sends_exact_types(tmp_path: Path, mock: Mock) -> None:
@@ -235,8 +313,16 @@ def test_parquet_input_sends_exact_types(tmp_path: Path, mock: Mock) -> None:
     result = run_cli(*run_args(mock, tmp_path, "in.parquet"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [r["body"] for r in mock.received()] == [
-        {"customEventId": 5, "customerCrmId": "900123", "dataFields": [{"name": "amount", "type": "Money", "value": "10.01"}]},
-        {"customEventId": 5, "customerId": 7, "dataFields": [{"name": "at", "type": "DateTime", "value": "2023-11-14T22:13:20Z"}]},
+        {
+            "customEventId": 5,
+            "customerCrmId": "900123",
+            "dataFields": [{"name": "amount", "type": "Money", "value": "10.01"}],
+        },
+        {
+            "customEventId": 5,
+            "customerId": 7,
+            "dataFields": [{"name": "at", "type": "DateTime", "value": "2023-11-14T22:13:20Z"}],
+        },
     ]
 
 

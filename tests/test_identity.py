@@ -22,7 +22,9 @@ def test_email_is_trimmed_and_lowercased_before_hashing() -> None:
     assert sha256_hex(email) == "f7d54c22dda5b1780276601cd005909b70543fc4a6ba72d735b4cb9bbb611f01"
 
 
-@pytest.mark.parametrize("bad", ["not-an-email", "a@@b.com", "@example.com", "anna@", "an na@example.com", "anna@localhost"])
+@pytest.mark.parametrize(
+    "bad", ["not-an-email", "a@@b.com", "@example.com", "anna@", "an na@example.com", "anna@localhost"]
+)
 def test_bad_emails_are_rejected_without_echoing_them(bad: str) -> None:
     with pytest.raises(ConversionError) as info:
         normalise_email(bad)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,16 @@ def render(values: dict[str, Any], mapping: dict[str, Any] | None = None) -> Any
 
 
 def test_full_body() -> None:
-    r = render({"cid": "17", "email": " Anna@Example.com ", "phone": "600 123 456", "crm": 900123, "total": 19.989999, "at": "2026-11-26 10:00:00"})
+    r = render(
+        {
+            "cid": "17",
+            "email": " Anna@Example.com ",
+            "phone": "600 123 456",
+            "crm": 900123,
+            "total": 19.989999,
+            "at": "2026-11-26 10:00:00",
+        }
+    )
     assert r.errors == ()
     assert r.body == {
         "customEventId": 42,
@@ -77,7 +86,16 @@ def test_row_without_any_identifier_is_invalid() -> None:
 
 
 def test_parquet_typed_values() -> None:
-    r = render({"cid": 5, "email": None, "phone": 48600123456, "crm": None, "total": Decimal("10.005"), "at": datetime(2026, 1, 1, 12, tzinfo=timezone.utc)})
+    r = render(
+        {
+            "cid": 5,
+            "email": None,
+            "phone": 48600123456,
+            "crm": None,
+            "total": Decimal("10.005"),
+            "at": datetime(2026, 1, 1, 12, tzinfo=UTC),
+        }
+    )
     assert r.body is not None
     assert r.body["customerPhone"] == "+48600123456"
     assert r.body["dataFields"][0]["value"] == "10.01"
@@ -93,5 +111,11 @@ def test_segments_and_per_row_event_id() -> None:
 
 
 def test_ragged_row_error_makes_row_invalid() -> None:
-    r = PayloadBuilder(compile_mapping(MAPPING)).render(Row(3, {"cid": "1", "email": None, "phone": None, "crm": None, "total": "1", "at": None}, "row has 2 fields, the header has 6"))
+    r = PayloadBuilder(compile_mapping(MAPPING)).render(
+        Row(
+            3,
+            {"cid": "1", "email": None, "phone": None, "crm": None, "total": "1", "at": None},
+            "row has 2 fields, the header has 6",
+        )
+    )
     assert r.body is None and r.errors[0] == "row has 2 fields, the header has 6"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,13 +10,26 @@ from importer.retry import Backoff, Verdict, classify, parse_problem, retry_afte
 @pytest.mark.parametrize(
     ("status", "verdict"),
     [
-        (200, Verdict.SENT), (201, Verdict.SENT), (204, Verdict.SENT),
-        (301, Verdict.REJECT), (302, Verdict.REJECT),
-        (400, Verdict.REJECT), (404, Verdict.REJECT), (409, Verdict.REJECT), (422, Verdict.REJECT),
-        (401, Verdict.ABORT), (403, Verdict.ABORT),
-        (408, Verdict.RETRY), (429, Verdict.RETRY),
-        (500, Verdict.RETRY), (502, Verdict.RETRY), (503, Verdict.RETRY), (504, Verdict.RETRY),
-        (501, Verdict.REJECT), (505, Verdict.REJECT), (418, Verdict.REJECT),
+        (200, Verdict.SENT),
+        (201, Verdict.SENT),
+        (204, Verdict.SENT),
+        (301, Verdict.REJECT),
+        (302, Verdict.REJECT),
+        (400, Verdict.REJECT),
+        (404, Verdict.REJECT),
+        (409, Verdict.REJECT),
+        (422, Verdict.REJECT),
+        (401, Verdict.ABORT),
+        (403, Verdict.ABORT),
+        (408, Verdict.RETRY),
+        (429, Verdict.RETRY),
+        (500, Verdict.RETRY),
+        (502, Verdict.RETRY),
+        (503, Verdict.RETRY),
+        (504, Verdict.RETRY),
+        (501, Verdict.REJECT),
+        (505, Verdict.REJECT),
+        (418, Verdict.REJECT),
     ],
 )
 def test_classify(status: int, verdict: Verdict) -> None:
@@ -24,7 +37,7 @@ def test_classify(status: int, verdict: Verdict) -> None:
 
 
 def test_retry_after_forms() -> None:
-    now = datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("7", now) == 7.0
     assert retry_after_seconds("Thu, 26 Nov 2026 10:00:30 GMT", now) == 30.0
     assert retry_after_seconds("Thu, 26 Nov 2026 09:00:00 GMT", now) == 0.0
@@ -41,7 +54,10 @@ def test_backoff_is_capped_full_jitter() -> None:
 
 def test_problem_bodies_list_or_map_errors() -> None:
     listed = b'{"title":"One or more validation errors occurred.","status":400,"substatus":"CustomerInvalidModelState","detail":"bad","errors":["x is bad"]}'
-    assert parse_problem(listed) == ("CustomerInvalidModelState", "One or more validation errors occurred. | bad | x is bad")
+    assert parse_problem(listed) == (
+        "CustomerInvalidModelState",
+        "One or more validation errors occurred. | bad | x is bad",
+    )
     mapped = b'{"title":"Invalid","errors":{"customerEmail":["too long","not an email"]}}'
     assert parse_problem(mapped) == ("", "Invalid | customerEmail: too long; not an email")
     assert parse_problem(b"<html>gateway</html>") == ("", "<html>gateway</html>")

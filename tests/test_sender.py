@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
-
 import inspect
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,7 +59,9 @@ class _HookAdapter:
         self.h.finish(job, outcome)
 
 
-async def send(n: int, *, max_attempts: int = 3, concurrency: int = 2, breaker: int = 20) -> tuple[Sender, Hooks, list[float]]:
+async def send(
+    n: int, *, max_attempts: int = 3, concurrency: int = 2, breaker: int = 20
+) -> tuple[Sender, Hooks, list[float]]:
     hooks = Hooks()
     sleeps: list[float] = []
 
@@ -69,8 +70,14 @@ async def send(n: int, *, max_attempts: int = 3, concurrency: int = 2, breaker: 
 
     transport = HttpTransport(BASE, "k", 5, concurrency)
     sender = Sender(
-        transport, "/scenariocustomevents", _HookAdapter(hooks), concurrency=concurrency, max_attempts=max_attempts,
-        backoff=Backoff(0.5, 8.0, rand=lambda lo, hi: hi), sleep=fake_sleep, breaker_threshold=breaker,
+        transport,
+        "/scenariocustomevents",
+        _HookAdapter(hooks),
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        backoff=Backoff(0.5, 8.0, rand=lambda lo, hi: hi),
+        sleep=fake_sleep,
+        breaker_threshold=breaker,
     )
     queue: asyncio.Queue[Job | None] = asyncio.Queue()
     for i in range(1, n + 1):
@@ -87,7 +94,7 @@ async def test_transient_statuses_are_retried(status: int) -> None:
     with aioresponses() as m:
         m.post(URL, status=status)
         m.post(URL, status=201)
-        sender, hooks, sleeps = await send(1)
+        _sender, hooks, sleeps = await send(1)
     assert hooks.finished[(1, 1)] == Outcome("sent", 201)
     assert hooks.started == [(1, 1), (1, 1)]
     assert sleeps == [0.5]
@@ -97,7 +104,7 @@ async def test_transient_statuses_are_retried(status: int) -> None:
 async def test_other_statuses_are_rejected_once(status: int) -> None:
     with aioresponses() as m:
         m.post(URL, status=status, body=b'{"title":"Nope","substatus":"X","errors":{"customerEmail":["bad"]}}')
-        sender, hooks, sleeps = await send(1)
+        _sender, hooks, sleeps = await send(1)
     outcome = hooks.finished[(1, 1)]
     assert (outcome.status, outcome.http_status, outcome.substatus) == ("rejected", status, "X")
     assert "customerEmail: bad" in outcome.detail
@@ -108,7 +115,7 @@ async def test_connection_errors_are_retried_then_fail() -> None:
     with aioresponses() as m:
         for _ in range(3):
             m.post(URL, exception=aiohttp.ServerDisconnectedError())
-        sender, hooks, sleeps = await send(1, max_attempts=3)
+        _sender, hooks, sleeps = await send(1, max_attempts=3)
     outcome = hooks.finished[(1, 1)]
     assert outcome.status == "failed" and outcome.detail.startswith("disconnected")
     assert len(hooks.started) == 3 and sleeps == [0.5, 1.0]
@@ -116,7 +123,7 @@ async def test_connection_errors_are_retried_then_fail() -> None:
 
 async def test_timeouts_are_retried() -> None:
     with aioresponses() as m:
-        m.post(URL, exception=asyncio.TimeoutError())
+        m.post(URL, exception=TimeoutError())
         m.post(URL, status=201)
         _, hooks, _ = await send(1)
     assert hooks.finished[(1, 1)].status == "sent"
@@ -161,8 +168,14 @@ async def test_breaker_trips_after_consecutive_failed_rows_not_attempts() -> Non
 async def test_stop_interrupts_a_backoff_and_the_row_ends_failed() -> None:
     hooks = Hooks()
     transport = HttpTransport(BASE, "k", 5, 1)
-    sender = Sender(transport, "/scenariocustomevents", _HookAdapter(hooks), concurrency=1, max_attempts=5,
-                    backoff=Backoff(100.0, 100.0, rand=lambda lo, hi: hi))
+    sender = Sender(
+        transport,
+        "/scenariocustomevents",
+        _HookAdapter(hooks),
+        concurrency=1,
+        max_attempts=5,
+        backoff=Backoff(100.0, 100.0, rand=lambda lo, hi: hi),
+    )
     queue: asyncio.Queue[Job | None] = asyncio.Queue()
     for job in (Job((1, 1), b"{}", ""), Job((1, 2), b"{}", ""), None):
         queue.put_nowait(job)
