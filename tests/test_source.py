@@ -18,7 +18,7 @@ def rows_of(path: Path, **kw: str) -> list[tuple[int, dict[str, object], str | N
 
 def test_bom_crlf_quoted_newline_and_text_values(tmp_path: Path) -> None:
     p = tmp_path / "in.csv"
-    p.write_bytes(b'\xef\xbb\xbfid,note,zip\r\n00123,"a, ""quoted""\r\nsecond line",01234\r\n\r\n7,,\r\n')
+    p.write_bytes(b'\xef\xbb\xbfid,note,zip\r\n00123,"a, ""quoted""\r\nsecond line",01234\r\n\r\n  \r\n7,,\r\n')
     src = open_source(str(p))
     assert src.columns == ["id", "note", "zip"]
     assert rows_of(p) == [
