@@ -12,15 +12,19 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 
 from importer.errors import ConversionError
 
 TYPES = ("String", "Text", "Number", "Money", "Date", "DateTime", "Boolean", "URL")
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
+_BOOLEAN_WORDS = {**dict.fromkeys(TRUE_WORDS, "true"), **dict.fromkeys(FALSE_WORDS, "false")}
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _CENT = Decimal("0.01")
+# scheme://[userinfo@]host[:port][/path?query#fragment], no whitespace or control characters.
+_URL = re.compile(r"(?i:https?)://(?:[^\s\x00-\x1f/?#@]+@)?[^\s\x00-\x1f/?#@:]+(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 _MAX_SHOWN = 40
 
 
@@ -81,41 +85,35 @@ def _plain(number: Decimal) -> str:
     return format(number, "f")
 
 
-def convert_number(value: Any, **_: Any) -> str:
+def convert_number(value: Any) -> str:
     return _plain(to_decimal(value))
 
 
-def convert_money(value: Any, **_: Any) -> str:
+def convert_money(value: Any) -> str:
     return format(to_decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP), "f")
 
 
-def convert_string(value: Any, **_: Any) -> str:
+def convert_string(value: Any) -> str:
     return to_text(value)
 
 
-def convert_boolean(value: Any, **_: Any) -> str:
+def convert_boolean(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int) and value in (0, 1):
         return "true" if value else "false"
-    word = to_text(value).strip().lower()
-    if word in TRUE_WORDS:
-        return "true"
-    if word in FALSE_WORDS:
-        return "false"
+    wire = _BOOLEAN_WORDS.get(to_text(value).strip().lower())
+    if wire is not None:
+        return wire
     raise ConversionError(f"{shown(value)} is not a boolean (true/false/1/0/yes/no/y/n/t/f)")
 
 
-def convert_url(value: Any, **_: Any) -> str:
+def convert_url(value: Any) -> str:
     text = to_text(value).strip()
-    try:
-        parts = urlsplit(text)
-    except ValueError as exc:
-        raise ConversionError(f"{shown(value)} is not a valid URL") from exc
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if not _URL.fullmatch(text):
+        if _SPACE_OR_CONTROL.search(text):
+            raise ConversionError(f"{shown(value)} is not a valid URL (contains whitespace)")
         raise ConversionError(f"{shown(value)} is not an absolute http(s) URL")
-    if any(c.isspace() or ord(c) < 32 for c in text):
-        raise ConversionError(f"{shown(value)} is not a valid URL (contains whitespace)")
     return text
 
 
@@ -135,13 +133,18 @@ def parse_datetime(value: Any, fmt: str | None) -> datetime:
         raise ConversionError(f"{shown(value)} does not match {expected}") from exc
 
 
-def convert_date(value: Any, fmt: str | None = None, **_: Any) -> str:
+def convert_date(value: Any, fmt: str | None = None) -> str:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.isoformat()
+    if fmt is None and isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass  # e.g. 2026-02-30: parse_datetime words the error
     return parse_datetime(value, fmt).date().isoformat()
 
 
-def convert_datetime(value: Any, fmt: str | None = None, tz: tzinfo = UTC, **_: Any) -> str:
+def convert_datetime(value: Any, fmt: str | None = None, tz: tzinfo = UTC) -> str:
     moment = parse_datetime(value, fmt)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)

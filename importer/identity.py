@@ -20,19 +20,21 @@ PHONE_MAX = 20
 CRM_ID_MAX = 128
 _HEX = {32: re.compile(r"[0-9a-fA-F]{32}"), 64: re.compile(r"[0-9a-fA-F]{64}")}
 _INTEGER = re.compile(r"[+]?\d+")
+# local@domain with a dot inside the domain; no whitespace, exactly one '@'.
+_EMAIL = re.compile(r"[^@\s]+@\.*[^@\s.]+(?:\.+[^@\s.]+)+\.*")
+_SPACE = re.compile(r"\s")
 _INT64_MAX = 2**63 - 1
 
 
 def normalise_email(value: Any) -> str:
     """Trim (Unicode ``strip``) and lowercase; reject what cannot be an address."""
     email = to_text(value).strip().lower()
-    if email.count("@") != 1:
-        raise ConversionError("not a valid email address (needs exactly one '@')")
-    local, domain = email.split("@")
-    if not local or not domain or "." not in domain.strip("."):
+    if not _EMAIL.fullmatch(email):
+        if email.count("@") != 1:
+            raise ConversionError("not a valid email address (needs exactly one '@')")
+        if _SPACE.search(email):
+            raise ConversionError("not a valid email address (contains whitespace)")
         raise ConversionError("not a valid email address")
-    if any(c.isspace() for c in email):
-        raise ConversionError("not a valid email address (contains whitespace)")
     if len(email) > EMAIL_MAX:
         raise ConversionError(f"email longer than {EMAIL_MAX} characters")
     return email

@@ -7,11 +7,13 @@ an invalid row never produces a body.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from importer.convert import CONVERTERS, convert_datetime, shown
-from importer.errors import ConversionError
+from importer.convert import CONVERTERS, convert_date, convert_datetime, shown
+from importer.errors import ConversionError, MappingError
 from importer.identity import (
     check_hash,
     md5_hex,
@@ -53,11 +55,57 @@ def _positive_int32(value: Any, what: str) -> int:
     return int(text)
 
 
+@dataclass(frozen=True, slots=True)
+class _IdentStep:
+    column: str
+    body_key: str
+    label: str
+    required: bool
+    from_email: bool
+    convert: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldStep:
+    column: str
+    label: str
+    required: bool
+    name: str
+    type: str
+    convert: Callable[[Any], str]
+
+
+_EMAIL_DERIVED: dict[str, Callable[[str], str]] = {
+    "email": lambda email: email,
+    "email_md5_of": md5_hex,
+    "email_sha256_of": sha256_hex,
+}
+
+
 class PayloadBuilder:
-    """Renders rows with one compiled mapping."""
+    """Renders rows with one compiled mapping.
+
+    The mapping is compiled once into flat steps (column, converter, labels), constants
+    are converted once, and an email feeding several identifiers is normalised once per
+    row: this is the per-row hot path.
+    """
 
     def __init__(self, mapping: Mapping) -> None:
         self.mapping = mapping
+        self._idents = tuple(_ident_step(i) for i in mapping.identifiers)
+        # In mapping order: a step per column field, the rendered item per constant.
+        self._fields: list[_FieldStep | dict[str, str]] = []
+        for i, df in enumerate(mapping.data_fields):
+            convert = _converter(df, mapping)
+            if df.column is None:
+                try:
+                    wire = convert(df.value)
+                except ConversionError as exc:
+                    raise MappingError(f"{mapping.source}: data_fields[{i}].value: {exc}") from exc
+                self._fields.append({"name": df.name, "type": df.type, "value": wire})
+            else:
+                label = f"column {df.column!r} ({df.name})"
+                self._fields.append(_FieldStep(df.column, label, df.required, df.name, df.type, convert))
 
     def render(self, row: Row) -> Rendered:
         errors: list[str] = [row.error] if row.error else []
@@ -66,8 +114,8 @@ class PayloadBuilder:
         if self.mapping.endpoint == "segments":
             body["segments"] = self._segments(row, errors)
         else:
-            ref = self._customer(row, body, errors)
-        fields = [f for f in (self._field(df, row, errors) for df in self.mapping.data_fields) if f]
+            ref = self._customer(row.values, body, errors)
+        fields = self._data_fields(row.values, errors)
         if fields:
             body["dataFields"] = fields
         if errors:
@@ -103,57 +151,77 @@ class PayloadBuilder:
             errors.append(f"column {col!r} (segments): no segment ids")
         return ids
 
-    def _customer(self, row: Row, body: dict[str, Any], errors: list[str]) -> str:
+    def _customer(self, values: dict[str, Any], body: dict[str, Any], errors: list[str]) -> str:
         """Fill the identifiers into ``body``; return the report's customer_ref."""
-        for ident in self.mapping.identifiers:
-            value = row.values.get(ident.column)
+        emails: dict[str, str | None] = {}
+        failed = False
+        for step in self._idents:
+            value = values.get(step.column)
             if value is None:
-                if ident.required:
-                    errors.append(f"column {ident.column!r} (customer.{ident.key}): empty but required")
+                if step.required:
+                    errors.append(f"column {step.column!r} ({step.label}): empty but required")
                 continue
             try:
-                body[BODY_KEYS[ident.key]] = _identifier(ident, value)
+                if step.from_email:
+                    if step.column not in emails:
+                        emails[step.column] = None
+                        emails[step.column] = normalise_email(value)
+                    email = emails[step.column]
+                    if email is None:
+                        continue  # this email's problem is reported once
+                    body[step.body_key] = step.convert(email)
+                else:
+                    body[step.body_key] = step.convert(value)
             except ConversionError as exc:
-                errors.append(f"column {ident.column!r} (customer.{ident.key}): {exc}")
-        if not any(k in body for k in BODY_KEYS.values()) and not errors:
+                failed = True
+                errors.append(f"column {step.column!r} ({step.label}): {exc}")
+        if not failed and len(body) == 1:
             errors.append("no customer identifier: every mapped identifier column is empty")
         return customer_ref(body)
 
-    def _field(self, df: DataField, row: Row, errors: list[str]) -> dict[str, str] | None:
-        value = df.value if df.column is None else row.values.get(df.column)
-        where = f"column {df.column!r} ({df.name})" if df.column else f"constant {df.name}"
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if df.required:
-                errors.append(f"{where}: empty but required")
-            return None
-        try:
-            if df.type == "DateTime":
-                wire = convert_datetime(value, fmt=df.format, tz=self.mapping.tz)
-            else:
-                wire = CONVERTERS[df.type](value, fmt=df.format)
-        except ConversionError as exc:
-            errors.append(f"{where}: {exc}")
-            return None
-        return {"name": df.name, "type": df.type, "value": wire}
+    def _data_fields(self, values: dict[str, Any], errors: list[str]) -> list[dict[str, str]]:
+        fields: list[dict[str, str]] = []
+        for step in self._fields:
+            if isinstance(step, dict):
+                fields.append(step)
+                continue
+            value = values.get(step.column)
+            if value is None:
+                if step.required:
+                    errors.append(f"{step.label}: empty but required")
+                continue
+            try:
+                fields.append({"name": step.name, "type": step.type, "value": step.convert(value)})
+            except ConversionError as exc:
+                errors.append(f"{step.label}: {exc}")
+        return fields
 
 
-def _identifier(ident: Identifier, value: Any) -> Any:
-    kind = ident.kind
-    if kind == "email":
-        return normalise_email(value)
-    if kind == "email_md5_of":
-        return md5_hex(normalise_email(value))
-    if kind == "email_sha256_of":
-        return sha256_hex(normalise_email(value))
-    if kind == "email_md5":
-        return check_hash(value, 32)
-    if kind == "email_sha256":
-        return check_hash(value, 64)
-    if kind == "phone":
-        return to_e164(value, ident.default_region)
-    if kind == "id":
-        return to_customer_id(value)
-    return to_crm_id(value)
+def _converter(df: DataField, mapping: Mapping) -> Callable[[Any], str]:
+    if df.type == "DateTime":
+        return partial(convert_datetime, fmt=df.format, tz=mapping.tz)
+    if df.type == "Date":
+        return partial(convert_date, fmt=df.format)
+    return CONVERTERS[df.type]
+
+
+def _ident_step(ident: Identifier) -> _IdentStep:
+    label = f"customer.{ident.key}"
+    from_email = ident.kind in _EMAIL_DERIVED
+    convert: Callable[[Any], Any]
+    if from_email:
+        convert = _EMAIL_DERIVED[ident.kind]
+    elif ident.kind == "email_md5":
+        convert = partial(check_hash, length=32)
+    elif ident.kind == "email_sha256":
+        convert = partial(check_hash, length=64)
+    elif ident.kind == "phone":
+        convert = partial(to_e164, default_region=ident.default_region)
+    elif ident.kind == "id":
+        convert = to_customer_id
+    else:
+        convert = to_crm_id
+    return _IdentStep(ident.column, BODY_KEYS[ident.key], label, ident.required, from_email, convert)
 
 
 def customer_ref(body: dict[str, Any]) -> str:

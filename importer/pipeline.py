@@ -17,7 +17,7 @@ import orjson
 from importer.config import RunConfig, ValidateConfig, default_report
 from importer.errors import ConfigError
 from importer.journal import Journal, fingerprint
-from importer.mapping import Mapping, load_mapping
+from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
 from importer.report import (
     ErrorsWriter,
@@ -88,22 +88,21 @@ class Summary:
 
 def _prepare(
     inputs: tuple[str, ...], mapping_path: str, encoding: str, delimiter: str | None
-) -> tuple[Mapping, list[Source]]:
-    """Load the mapping and open every input, checking the mapping's columns against each."""
-    mapping = load_mapping(mapping_path)
+) -> tuple[PayloadBuilder, list[Source]]:
+    """Load and compile the mapping and open every input, checking its columns against each."""
+    builder = PayloadBuilder(load_mapping(mapping_path))
     sources = [open_source(name, encoding, delimiter) for name in inputs]
     for source in sources:
-        mapping.check_columns(source.name, source.columns)
-    return mapping, sources
+        builder.mapping.check_columns(source.name, source.columns)
+    return builder, sources
 
 
 def validate(config: ValidateConfig) -> Summary:
     """Render every row without sending; the report says ``valid`` or ``invalid``."""
     started = time.monotonic()
-    mapping, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
+    builder, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
     report = config.report or default_report(config.inputs[0])
     report_format(report)
-    builder = PayloadBuilder(mapping)
     samples: list[dict[str, Any]] = []
 
     def lines() -> Iterator[ReportLine]:
@@ -144,13 +143,13 @@ def validate(config: ValidateConfig) -> Summary:
 def run_import(config: RunConfig, transport: Transport | None = None) -> Summary:
     """Send every row that still needs sending, then write the report over all runs."""
     started = time.monotonic()
-    mapping, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
+    builder, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
     report = config.report or default_report(config.inputs[0])
     report_format(report)
     journal = Journal(config.state_dir)
     try:
         plans = _plan(journal, sources, config.new_import)
-        sender = asyncio.run(_send(config, mapping, plans, journal, transport))
+        sender = asyncio.run(_send(config, builder, plans, journal, transport))
         counts: dict[str, int] = {}
         write_report(report, status_counts(_report_lines(journal, plans), counts))
         if config.errors:
@@ -189,7 +188,7 @@ def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Pla
 
 
 async def _send(
-    config: RunConfig, mapping: Mapping, plans: list[Plan], journal: Journal, transport: Transport | None
+    config: RunConfig, builder: PayloadBuilder, plans: list[Plan], journal: Journal, transport: Transport | None
 ) -> Sender:
     transport = transport or HttpTransport(config.base_url, config.api_key.reveal(), config.timeout, config.concurrency)
     # A slightly longer window than 1 s absorbs the jitter between a start here and its
@@ -197,7 +196,7 @@ async def _send(
     limiter = WindowLimiter(max(1, int(config.rate_limit)), window=1.02) if config.rate_limit else None
     sender = Sender(
         transport,
-        mapping.path,
+        builder.mapping.path,
         journal,
         concurrency=config.concurrency,
         max_attempts=config.max_attempts,
@@ -208,7 +207,7 @@ async def _send(
     for signum, reason in ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM)):
         loop.add_signal_handler(signum, sender.stop, reason)
     queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=config.concurrency * 4)
-    producer = asyncio.create_task(_produce(config, PayloadBuilder(mapping), plans, journal, sender, queue))
+    producer = asyncio.create_task(_produce(config, builder, plans, journal, sender, queue))
     try:
         await sender.run(queue)
         await producer

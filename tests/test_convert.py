@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from importer.convert import CONVERTERS, convert_datetime
+from importer.convert import CONVERTERS, convert_date, convert_datetime
 from importer.errors import ConversionError
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -89,9 +89,9 @@ def test_rejects_values_that_do_not_convert(type_: str, value: Any) -> None:
 
 
 def test_date_with_input_format() -> None:
-    assert CONVERTERS["Date"]("26.11.2026", fmt="%d.%m.%Y") == "2026-11-26"
+    assert convert_date("26.11.2026", fmt="%d.%m.%Y") == "2026-11-26"
     with pytest.raises(ConversionError, match=r"does not match format %d\.%m\.%Y"):
-        CONVERTERS["Date"]("2026-11-26", fmt="%d.%m.%Y")
+        convert_date("2026-11-26", fmt="%d.%m.%Y")
 
 
 def test_naive_datetime_is_read_in_the_mapping_zone() -> None:

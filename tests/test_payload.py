@@ -4,6 +4,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from importer.errors import MappingError
 from importer.mapping import compile_mapping
 from importer.payload import PayloadBuilder
 from importer.source import Row
@@ -59,6 +62,26 @@ def test_full_body() -> None:
         ],
     }
     assert r.customer_ref == "900123"
+
+
+def test_constants_keep_their_place_and_bad_constants_are_mapping_errors() -> None:
+    mapping = {
+        "custom_event_id": 1,
+        "customer": {"crm_id": "crm"},
+        "data_fields": [
+            {"name": "a", "type": "Number", "column": "a"},
+            {"name": "k", "type": "Money", "value": 5},
+            {"name": "b", "type": "Number", "column": "b"},
+        ],
+    }
+    body = render({"crm": "x", "a": None, "b": "2"}, mapping).body
+    assert body["dataFields"] == [
+        {"name": "k", "type": "Money", "value": "5.00"},
+        {"name": "b", "type": "Number", "value": "2"},
+    ]
+    mapping["data_fields"][1]["value"] = "lots"
+    with pytest.raises(MappingError, match=r"data_fields\[1\]\.value: 'lots' is not a number"):
+        PayloadBuilder(compile_mapping(mapping))
 
 
 def test_empty_cells_are_omitted_and_ref_never_shows_an_email() -> None:

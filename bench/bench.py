@@ -1,0 +1,183 @@
+"""`make bench`: the importer against the ceiling of a bare aiohttp client, on this machine.
+
+Generates its own inputs under bench/data/, then measures in one run:
+  a. the ceiling: a bare aiohttp client (fixed pool of workers) posting pre-rendered bodies;
+  b. the importer as a user runs it (`ecdp-import run` subprocess, journal and report on);
+     both against the bundled mock server with 20 ms latency and with none, at concurrency 64;
+  c. `ecdp-import validate` on 200k and 1M rows: rows/s;
+  d. peak RSS of (b) and (c).
+Prints a table and writes bench/results.json. Targets are goals, never test failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+KEY = "bench-key"
+CONCURRENCY = 64
+MAPPING = """\
+endpoint: customer
+custom_event_id: 31
+timezone: Europe/Warsaw
+customer:
+  crm_id: crm_id
+  email_md5: {hash_of: email}
+  email_sha256: {hash_of: email}
+data_fields:
+  - {name: total, type: Money, column: total}
+  - {name: orderedAt, type: DateTime, column: ordered_at}
+  - {name: day, type: Date, column: day}
+  - {name: url, type: URL, column: url}
+  - {name: paid, type: Boolean, column: paid}
+  - {name: channel, type: String, value: web}
+"""
+
+
+def make_csv(path: Path, rows: int) -> Path:
+    if path.exists():
+        return path
+    rng = random.Random(rows)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["crm_id", "email", "total", "ordered_at", "day", "url", "paid", "note"])
+        for i in range(1, rows + 1):
+            w.writerow([
+                f"CRM-{i:08d}", f" User.{i}@Example.com", f"{rng.randint(1, 99999) / 100}",
+                f"2026-11-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:00", f"2026-10-{1 + i % 28:02d}",
+                f"https://shop.example.com/p/{i % 977}", "yes" if i % 3 else "no", "plain text note",
+            ])
+    return path
+
+
+def start_mock(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", "mock-server", "--port", "0", "--api-key", KEY, "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def rendered_bodies(path: Path) -> list[bytes]:
+    """The importer's own bodies for the file (via validate --show), so (a) and (b) post
+    byte-identical requests."""
+    out = subprocess.run(
+        [sys.executable, "-m", "importer", "validate", str(path), "--mapping", str(DATA / "m.yaml"),
+         "--report", str(DATA / "bodies.report.csv"), "--show", "10000000"],
+        capture_output=True, text=True, check=False,
+    ).stdout
+    return [line.encode() for line in out.splitlines() if line.startswith("{")]
+
+
+async def bare_client(url: str, bodies: list[bytes]) -> float:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    headers = {"x-api-key": KEY, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY), headers=headers) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                async with session.post(url + "/scenariocustomevents", data=body) as resp:
+                    await resp.read()
+                    assert resp.status == 201, resp.status
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return len(bodies) / (time.perf_counter() - started)
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run a command, polling its VmHWM (peak RSS) until it exits."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    out = proc.stdout.read() if proc.stdout else ""
+    err = proc.stderr.read() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {code}: {err[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024, out
+
+
+def importer_run(url: str, path: Path, tag: str) -> tuple[float, float]:
+    state = DATA / f"state-{tag}"
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+    rows = sum(1 for _ in path.open()) - 1
+    elapsed, rss, out = run_measured([
+        sys.executable, "-m", "importer", "run", str(path), "--mapping", str(DATA / "m.yaml"), "--base-url", url,
+        "--state-dir", str(state), "--report", str(DATA / f"{tag}.report.csv"), "--concurrency", str(CONCURRENCY),
+        "--no-progress",
+    ])
+    assert re.search(rf"^  sent +{rows:,}$", out, re.M), out
+    return rows / elapsed, rss
+
+
+def main() -> None:
+    DATA.mkdir(exist_ok=True)
+    (DATA / "m.yaml").write_text(MAPPING)
+    os.environ["ECDP_API_KEY"] = KEY
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "concurrency": CONCURRENCY}
+    for latency, rows in ((20.0, 30_000), (0.0, 60_000)):
+        path = make_csv(DATA / f"http_{rows}.csv", rows)
+        bodies = rendered_bodies(path)
+        assert len(bodies) == rows, len(bodies)
+        mock, url = start_mock(latency)
+        try:
+            ceiling = asyncio.run(bare_client(url, bodies))
+            rate, rss = importer_run(url, path, f"lat{int(latency)}")
+        finally:
+            mock.terminate()
+            mock.wait()
+        results[f"latency_{int(latency)}ms"] = {
+            "rows": rows, "bare_client_rps": round(ceiling), "importer_rps": round(rate),
+            "ratio": round(rate / ceiling, 3), "importer_peak_rss_mib": round(rss, 1),
+        }
+    for rows in (200_000, 1_000_000):
+        path = make_csv(DATA / f"validate_{rows}.csv", rows)
+        elapsed, rss, _ = run_measured([
+            sys.executable, "-m", "importer", "validate", str(path), "--mapping", str(DATA / "m.yaml"),
+            "--report", str(DATA / f"validate_{rows}.report.csv"),
+        ])
+        results[f"validate_{rows}"] = {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"\n{'measure':<44}{'value':>14}   target")
+    for lat, target in (("20", 0.95), ("0", 0.8)):
+        x = r[f"latency_{lat}ms"]
+        print(f"{f'{lat} ms API: bare aiohttp client rows/s':<44}{x['bare_client_rps']:>14,}")
+        print(f"{f'{lat} ms API: ecdp-import run rows/s':<44}{x['importer_rps']:>14,}")
+        ok = "met" if x["ratio"] >= target else "NOT met"
+        print(f"{f'{lat} ms API: importer / ceiling':<44}{x['ratio']:>14.2f}   >= {target} ({ok})")
+        print(f"{f'{lat} ms API: importer peak RSS MiB':<44}{x['importer_peak_rss_mib']:>14}")
+    for rows in (200_000, 1_000_000):
+        x = r[f"validate_{rows}"]
+        ok = "met" if x["rows_per_s"] >= 150_000 else "NOT met"
+        print(f"{f'validate {rows:,} rows: rows/s':<44}{x['rows_per_s']:>14,}   >= 150,000 ({ok})")
+        ok = "met" if x["peak_rss_mib"] <= 250 else "NOT met"
+        print(f"{f'validate {rows:,} rows: peak RSS MiB':<44}{x['peak_rss_mib']:>14}   <= 250 ({ok})")
+    print("\nwritten to bench/results.json")
+
+
+if __name__ == "__main__":
+    main()
