@@ -129,8 +129,8 @@ class CsvSource(Source):
             width = len(columns)
             number = 0
             for record in reader:
-                if not record or (len(record) == 1 and not record[0].strip()):
-                    continue  # a blank (or whitespace-only) line is not a row
+                if not record or (len(record) == 1 and record[0] and not record[0].strip()):
+                    continue  # a blank or whitespace-only line is not a row (a quoted "" is)
                 number += 1
                 yield _csv_row(number, record, columns, width)
 
