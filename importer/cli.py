@@ -25,6 +25,7 @@ from importer.config import (
 from importer.errors import ConfigError, ImporterError
 from importer.mockserver import MockOptions, serve
 from importer.pipeline import STATUS_ORDER, Summary, run_import, validate
+from importer.progress import Progress
 
 PROG = "ecdp-import"
 EXIT_CONFIG = 2
@@ -32,6 +33,10 @@ EXIT_CONFIG = 2
 
 def _out(message: str = "") -> None:
     print(message, flush=True)
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _err(message: str) -> None:
@@ -145,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--new-import", action="store_true", help="import changed content even if its path has an unfinished import"
     )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    run.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        metavar="S",
+        help="seconds between progress updates (default 0.5 on a terminal, 10 elsewhere)",
+    )
 
     val = sub.add_parser(
         "validate",
@@ -229,7 +241,11 @@ def _run(args: argparse.Namespace) -> int:
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
     )
-    summary = run_import(config)
+    progress = None
+    if not args.no_progress:
+        tty = sys.stderr.isatty()
+        progress = Progress(sys.stderr, tty, args.progress_interval or (0.5 if tty else 10.0))
+    summary = run_import(config, progress=progress, notify=_note)
     if config.summary_json:
         from importer.report import write_json
 
@@ -302,7 +318,7 @@ def _print_summary(summary: Summary) -> None:
     for status in statuses:
         _out(f"  {status:<14}{summary.counts[status]:>10,}")
     if summary.command == "run":
-        _out(f"  requests {summary.requests:,}, retries {summary.retries:,}")
+        _out(f"  requests {summary.requests:,}, retries {summary.retries:,}, throttled {summary.throttled:,}x")
     _out(f"report: {summary.report}")
     if summary.stop_reason:
         print(f"{PROG}: {STOP_MESSAGES[summary.stop_reason]}", file=sys.stderr, flush=True)

@@ -73,6 +73,27 @@ class JournalRow:
     customer_ref: str
 
 
+class RowStatuses:
+    """Row number -> status in one byte per row: a resumed import of millions of rows
+    must not hold a dict entry per row."""
+
+    NAMES = (None, "sent", "invalid", "rejected", "unknown", "inflight")
+    CODES = {name: code for code, name in enumerate(NAMES) if name}
+
+    def __init__(self) -> None:
+        self._codes = bytearray()
+
+    def set(self, row_number: int, status: str) -> None:
+        if row_number >= len(self._codes):
+            self._codes.extend(bytes(max(row_number + 1 - len(self._codes), len(self._codes))))
+        self._codes[row_number] = self.CODES[status]
+
+    def get(self, row_number: int) -> str | None:
+        if row_number >= len(self._codes):
+            return None
+        return self.NAMES[self._codes[row_number]]
+
+
 def fingerprint(path: Path) -> str:
     """SHA-256 of the file's content: the identity of an import."""
     digest = hashlib.sha256()
@@ -156,14 +177,17 @@ class Journal:
         self.flush()
         self.db.execute("UPDATE imports SET total_rows = ? WHERE id = ?", (total, import_id))
 
-    def statuses(self, import_id: int) -> dict[int, str]:
-        """Row number -> status of every journaled row that is not to be sent again by
-        default; rows absent here are new, not attempted or failed."""
+    def statuses(self, import_id: int) -> RowStatuses:
+        """The status of every journaled row that is not to be sent again by default;
+        rows absent here are new, not attempted or failed."""
+        found = RowStatuses()
         cur = self.db.execute(
             "SELECT row_number, status FROM rows WHERE import_id = ? AND status != 'failed'",
             (import_id,),
         )
-        return dict(cur)
+        for number, status in cur:
+            found.set(number, status)
+        return found
 
     async def started(self, job: Job) -> None:
         """Mark the row in flight and wait until that is committed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -223,7 +224,7 @@ class MockServer:
                 return problem(404, "Not Found", f"segment {unknown[0]} does not exist")
         self.state.accepted += 1
         if self._record:
-            self._record.write(orjson.dumps({"path": path, "body": doc}) + b"\n")
+            self._record.write(orjson.dumps({"path": path, "body": doc, "at": time.time()}) + b"\n")
             self._record.flush()
         return web.Response(status=201)
 

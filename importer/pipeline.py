@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from importer.errors import ConfigError
 from importer.journal import Journal, fingerprint
 from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
+from importer.progress import Progress, duration
 from importer.report import (
     ErrorsWriter,
     ReportLine,
@@ -28,8 +29,9 @@ from importer.report import (
     write_report,
 )
 from importer.retry import Backoff
-from importer.sender import Job, Sender, StopReason, WindowLimiter
+from importer.sender import Job, Outcome, Sender, StopReason
 from importer.source import Source, open_source
+from importer.throttle import WindowLimiter
 from importer.transport import HttpTransport, Transport
 
 STATUS_ORDER = ("sent", "invalid", "rejected", "failed", "unknown", "not_attempted")
@@ -62,6 +64,7 @@ class Summary:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
+    throttled: int = 0
     stop_reason: str | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -80,6 +83,7 @@ class Summary:
             "rows_per_s": round(self.rows_per_s, 1),
             "requests": self.requests,
             "retries": self.retries,
+            "throttled": self.throttled,
             "stop_reason": self.stop_reason,
             "report": self.report,
             "inputs": self.inputs,
@@ -140,8 +144,16 @@ def validate(config: ValidateConfig) -> Summary:
     )
 
 
-def run_import(config: RunConfig, transport: Transport | None = None) -> Summary:
-    """Send every row that still needs sending, then write the report over all runs."""
+def run_import(
+    config: RunConfig,
+    transport: Transport | None = None,
+    progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Summary:
+    """Send every row that still needs sending, then write the report over all runs.
+
+    ``notify`` receives the plan line before sending; ``progress`` counts rows as they end.
+    """
     started = time.monotonic()
     builder, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
     report = config.report or default_report(config.inputs[0])
@@ -149,7 +161,10 @@ def run_import(config: RunConfig, transport: Transport | None = None) -> Summary
     journal = Journal(config.state_dir)
     try:
         plans = _plan(journal, sources, config.new_import)
-        sender = asyncio.run(_send(config, builder, plans, journal, transport))
+        if notify:
+            notify(plan_line(sources, config))
+        run = _Run(config, builder, plans, journal, progress)
+        sender = asyncio.run(run.send(transport))
         counts: dict[str, int] = {}
         write_report(report, status_counts(_report_lines(journal, plans), counts))
         if config.errors:
@@ -170,8 +185,19 @@ def run_import(config: RunConfig, transport: Transport | None = None) -> Summary
         inputs=[{"file": p.source.name, "sha256": p.fingerprint, "size": p.size} for p in plans],
         requests=sender.requests,
         retries=sender.retries,
+        throttled=sender.gate.decreases,
         stop_reason=sender.stop_reason.value if sender.stop_reason else None,
     )
+
+
+def plan_line(sources: list[Source], config: RunConfig) -> str:
+    """``plan: ~1,200,000 rows at concurrency 8, <= 20 req/s ≈ 16 h 40 min``."""
+    rows = sum(s.estimate_rows() for s in sources)
+    approx = "" if all(s.total_rows is not None for s in sources) else "~"
+    text = f"plan: {approx}{rows:,} rows at concurrency {config.concurrency}, "
+    if config.rate_limit:
+        return text + f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
+    return text + "no rate limit"
 
 
 def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Plan]:
@@ -187,71 +213,100 @@ def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Pla
     return plans
 
 
-async def _send(
-    config: RunConfig, builder: PayloadBuilder, plans: list[Plan], journal: Journal, transport: Transport | None
-) -> Sender:
-    transport = transport or HttpTransport(config.base_url, config.api_key.reveal(), config.timeout, config.concurrency)
-    # A slightly longer window than 1 s absorbs the jitter between a start here and its
-    # arrival at the API, which is where the limit is measured.
-    limiter = WindowLimiter(max(1, int(config.rate_limit)), window=1.02) if config.rate_limit else None
-    sender = Sender(
-        transport,
-        builder.mapping.path,
-        journal,
-        concurrency=config.concurrency,
-        max_attempts=config.max_attempts,
-        backoff=Backoff(config.backoff_base, config.backoff_max),
-        limiter=limiter,
-    )
-    loop = asyncio.get_running_loop()
-    for signum, reason in ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM)):
-        loop.add_signal_handler(signum, sender.stop, reason)
-    queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=config.concurrency * 4)
-    producer = asyncio.create_task(_produce(config, builder, plans, journal, sender, queue))
-    try:
-        await sender.run(queue)
-        await producer
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await transport.close()
-        journal.flush()
-    return sender
+class _Run:
+    """One run's wiring: the producer feeding the sender, whose hooks journal each row."""
 
+    def __init__(
+        self, config: RunConfig, builder: PayloadBuilder, plans: list[Plan], journal: Journal, progress: Progress | None
+    ) -> None:
+        self.config = config
+        self.builder = builder
+        self.plans = plans
+        self.journal = journal
+        self.progress = progress
+        if progress is not None:
+            progress.estimated = not all(p.source.total_rows is not None for p in plans)
+            progress.total_estimate = lambda: sum(p.source.estimate_rows() for p in plans)
 
-async def _produce(
-    config: RunConfig,
-    builder: PayloadBuilder,
-    plans: list[Plan],
-    journal: Journal,
-    sender: Sender,
-    queue: asyncio.Queue[Job | None],
-) -> None:
-    """Feed the sender the rows that still need sending; after a stop, only count rows."""
-    skip = {"sent", "inflight"}
-    if not config.retry_rejected:
-        skip.add("rejected")
-    if not config.resend_unknown:
-        skip.add("unknown")
-    try:
-        for plan in plans:
-            done = journal.statuses(plan.import_id)
-            total = 0
-            for row in plan.source.rows():
-                total = row.number
-                if total % 1024 == 0:
-                    await asyncio.sleep(0)
-                if sender.stopped or done.get(row.number) in skip:
-                    continue
-                rendered = builder.render(row)
-                if rendered.body is None:
-                    journal.invalid(plan.import_id, row.number, "; ".join(rendered.errors), rendered.customer_ref)
-                    continue
-                await queue.put(Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref))
-            journal.set_total(plan.import_id, total)
-    finally:
-        for _ in range(sender.concurrency):
-            await queue.put(None)
+    async def started(self, job: Job) -> None:
+        await self.journal.started(job)
+
+    def finished(self, job: Job, outcome: Outcome) -> None:
+        self.journal.finished(job, outcome)
+        if self.progress is not None:
+            self.progress.add(outcome.status)
+
+    async def send(self, transport: Transport | None) -> Sender:
+        config = self.config
+        transport = transport or HttpTransport(
+            config.base_url, config.api_key.reveal(), config.timeout, config.concurrency
+        )
+        # A slightly longer window than 1 s absorbs the jitter between a start here and its
+        # arrival at the API, which is where the limit is measured.
+        limiter = WindowLimiter(max(1, int(config.rate_limit)), window=1.02) if config.rate_limit else None
+        sender = Sender(
+            transport,
+            self.builder.mapping.path,
+            self,
+            concurrency=config.concurrency,
+            max_attempts=config.max_attempts,
+            backoff=Backoff(config.backoff_base, config.backoff_max),
+            limiter=limiter,
+        )
+        loop = asyncio.get_running_loop()
+        for signum, reason in ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM)):
+            loop.add_signal_handler(signum, sender.stop, reason)
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=config.concurrency * 4)
+        producer = asyncio.create_task(self.produce(sender, queue))
+        ticker = asyncio.create_task(self.progress.run()) if self.progress else None
+        try:
+            await sender.run(queue)
+            await producer
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            if ticker:
+                ticker.cancel()
+            await transport.close()
+            self.journal.flush()
+            if self.progress:
+                self.progress.close()
+        return sender
+
+    async def produce(self, sender: Sender, queue: asyncio.Queue[Job | None]) -> None:
+        """Feed the sender the rows that still need sending; after a stop, only count rows."""
+        skip = {"sent", "inflight"}
+        if not self.config.retry_rejected:
+            skip.add("rejected")
+        if not self.config.resend_unknown:
+            skip.add("unknown")
+        count = self.progress.add if self.progress else (lambda status: None)
+        render = self.builder.render
+        try:
+            for plan in self.plans:
+                done = self.journal.statuses(plan.import_id)
+                total = 0
+                for row in plan.source.rows():
+                    total = row.number
+                    if total % 1024 == 0:
+                        await asyncio.sleep(0)
+                    if sender.stopped:
+                        continue
+                    if done.get(row.number) in skip:
+                        count("done_before")
+                        continue
+                    rendered = render(row)
+                    if rendered.body is None:
+                        detail = "; ".join(rendered.errors)
+                        self.journal.invalid(plan.import_id, row.number, detail, rendered.customer_ref)
+                        count("invalid")
+                        continue
+                    job = Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref)
+                    await queue.put(job)
+                self.journal.set_total(plan.import_id, total)
+        finally:
+            for _ in range(sender.concurrency):
+                await queue.put(None)
 
 
 def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:

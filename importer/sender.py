@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +18,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from importer.errors import TransportError
 from importer.retry import Backoff, Verdict, classify, parse_problem, retry_after_seconds
+from importer.throttle import AdaptiveGate, WindowLimiter
 from importer.transport import Transport
 
 BREAKER_THRESHOLD = 20
@@ -68,38 +68,6 @@ class _Interrupted(Exception):
     """The run is stopping while a row waits out its backoff."""
 
 
-class WindowLimiter:
-    """At most ``rate`` acquisitions in any window of ``window`` seconds (sliding log).
-
-    A token bucket admits a burst at a window's edge that a sliding window of one second
-    would count twice; the log of the last ``rate`` start times cannot.
-    """
-
-    def __init__(
-        self,
-        rate: int,
-        window: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.rate = rate
-        self.window = window
-        self._clock = clock
-        self._sleep = sleep
-        self._starts: deque[float] = deque()
-
-    async def acquire(self) -> None:
-        while True:
-            now = self._clock()
-            while self._starts and now - self._starts[0] >= self.window:
-                self._starts.popleft()
-            if len(self._starts) < self.rate:
-                self._starts.append(now)
-                return
-            # At least 1 ms: float rounding must not leave us sleeping 1e-16 s forever.
-            await self._sleep(max(self._starts[0] + self.window - now, 0.001))
-
-
 class Sender:
     """Sends jobs from a queue with ``concurrency`` workers until it gets one ``None``
     per worker, or until ``stop`` is called (remaining jobs are left not attempted)."""
@@ -114,7 +82,9 @@ class Sender:
         max_attempts: int = 5,
         backoff: Backoff | None = None,
         limiter: WindowLimiter | None = None,
+        gate: AdaptiveGate | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         breaker_threshold: int = BREAKER_THRESHOLD,
     ) -> None:
         self.transport = transport
@@ -124,6 +94,8 @@ class Sender:
         self.max_attempts = max_attempts
         self.backoff = backoff or Backoff()
         self.limiter = limiter
+        # The gate's pauses (Retry-After) end early when the run stops.
+        self.gate = gate or AdaptiveGate(concurrency, clock=clock, sleep=self._sleep)
         self.breaker_threshold = breaker_threshold
         self.stop_reason: StopReason | None = None
         self.requests = 0
@@ -194,7 +166,7 @@ class Sender:
         self.retries += 1
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, MAX_RETRY_AFTER)
+            return exc.retry_after
         return self.backoff(state.attempt_number)
 
     async def _sleep(self, seconds: float) -> None:
@@ -211,20 +183,26 @@ class Sender:
     async def _attempt(self, job: Job) -> Outcome:
         if self.limiter is not None:
             await self.limiter.acquire()
-        await self.hooks.started(job)
-        self.requests += 1
+        await self.gate.acquire()
         try:
+            await self.hooks.started(job)
+            self.requests += 1
             resp = await self.transport.post(self.path, job.body)
         except TransportError as exc:
             raise _Retryable(Outcome("failed", None, "", f"{exc.kind}: {exc}"), None) from exc
+        finally:
+            self.gate.release()
         verdict = classify(resp.status)
         if verdict is Verdict.SENT:
+            self.gate.success()
             return Outcome("sent", resp.status)
         substatus, detail = parse_problem(resp.body)
         detail = detail or f"HTTP {resp.status}"
         if verdict is Verdict.RETRY:
-            outcome = Outcome("failed", resp.status, substatus, detail)
-            raise _Retryable(outcome, retry_after_seconds(resp.retry_after))
+            retry_after = retry_after_seconds(resp.retry_after)
+            retry_after = None if retry_after is None else min(retry_after, MAX_RETRY_AFTER)
+            self.gate.throttled(resp.status, retry_after)
+            raise _Retryable(Outcome("failed", resp.status, substatus, detail), retry_after)
         if verdict is Verdict.ABORT:
             self.stop(StopReason.AUTH)
             return Outcome("failed", resp.status, substatus, f"API refused the key: {detail}")

@@ -53,6 +53,10 @@ class Source:
     def rows(self) -> Iterator[Row]:
         raise NotImplementedError
 
+    def estimate_rows(self) -> int:
+        """Best current guess of the number of rows (exact for Parquet)."""
+        raise NotImplementedError
+
 
 def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None) -> Source:
     """Open ``name`` as CSV or Parquet (by extension, else by magic bytes)."""
@@ -99,6 +103,12 @@ class CsvSource(Source):
             raise InputError(f"{name}: no header row (empty file?)")
         self.columns = [h.strip().lstrip("\ufeff").strip() for h in header]
         self._check_header()
+        self._size = path.stat().st_size
+        self._sample_estimate = _estimate_from_sample(sample, self.delimiter, self._size)
+        if len(sample.encode(self.encoding, "surrogateescape")) >= self._size:
+            self.total_rows = self._sample_estimate  # the sample is the whole file
+        self._rows_seen = 0
+        self._raw: Any = None
 
     def _read_sample(self, encoding: str) -> str:
         with self.path.open("rb") as fh:
@@ -121,18 +131,35 @@ class CsvSource(Source):
                 raise InputError(f"{self.name}: duplicate column name in header: {col!r}")
             seen.add(col)
 
+    def estimate_rows(self) -> int:
+        """Rows seen so far scaled by the share of bytes read, or the sample's guess."""
+        if self.total_rows is not None:
+            return self.total_rows
+        position = self._raw.tell() if self._raw is not None and not self._raw.closed else 0
+        if self._rows_seen and position:
+            return max(self._rows_seen, round(self._rows_seen * self._size / position))
+        return self._sample_estimate
+
     def rows(self) -> Iterator[Row]:
         with self.path.open(encoding=self.encoding, errors="surrogateescape", newline="") as fh:
+            self._raw = fh.buffer
             reader = csv.reader(fh, delimiter=self.delimiter)
             next(reader, None)
             columns = self.columns
             width = len(columns)
             number = 0
             for record in reader:
-                if not record or (len(record) == 1 and record[0] and not record[0].strip()):
-                    continue  # a blank or whitespace-only line is not a row (a quoted "" is)
+                if _blank(record):
+                    continue
                 number += 1
+                self._rows_seen = number
                 yield _csv_row(number, record, columns, width)
+            self.total_rows = number
+
+
+def _blank(record: list[str]) -> bool:
+    """A blank or whitespace-only line is not a row (a quoted "" on its own line is)."""
+    return not record or (len(record) == 1 and bool(record[0]) and not record[0].strip())
 
 
 def _csv_row(number: int, record: list[str], columns: list[str], width: int) -> Row:
@@ -146,6 +173,16 @@ def _csv_row(number: int, record: list[str], columns: list[str], width: int) -> 
         bad = [c for c, v in zip(columns, record, strict=False) if _SURROGATE.search(v)]
         error = f"undecodable bytes in column {', '.join(map(repr, bad)) or 'extra fields'}; check --encoding"
     return Row(number, values, error)
+
+
+def _estimate_from_sample(sample: str, delimiter: str, size: int) -> int:
+    """Rows in the file, from the records in the first block and its share of the bytes."""
+    records = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if not _blank(r)]
+    rows = max(0, len(records) - 1)
+    sample_bytes = len(sample.encode("utf-8", "surrogateescape"))
+    if sample_bytes >= size or rows == 0:
+        return rows
+    return round(rows * size / sample_bytes)
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -186,6 +223,9 @@ class ParquetSource(Source):
             raise InputError(f"{name}: not a readable Parquet file ({exc})") from exc
         self.columns = list(self._file.schema_arrow.names)
         self.total_rows = self._file.metadata.num_rows
+
+    def estimate_rows(self) -> int:
+        return int(self.total_rows or 0)
 
     def rows(self) -> Iterator[Row]:
         number = 0

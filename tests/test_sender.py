@@ -14,7 +14,7 @@ import pytest
 from aioresponses import aioresponses
 
 from importer.retry import Backoff
-from importer.sender import Job, Outcome, Sender, StopReason, WindowLimiter
+from importer.sender import Job, Outcome, Sender, StopReason
 from importer.transport import HttpTransport
 
 BASE = "http://127.0.0.1:9"
@@ -64,9 +64,11 @@ async def send(
 ) -> tuple[Sender, Hooks, list[float]]:
     hooks = Hooks()
     sleeps: list[float] = []
+    now = [0.0]
 
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
+        now[0] += seconds
 
     transport = HttpTransport(BASE, "k", 5, concurrency)
     sender = Sender(
@@ -77,6 +79,7 @@ async def send(
         max_attempts=max_attempts,
         backoff=Backoff(0.5, 8.0, rand=lambda lo, hi: hi),
         sleep=fake_sleep,
+        clock=lambda: now[0],
         breaker_threshold=breaker,
     )
     queue: asyncio.Queue[Job | None] = asyncio.Queue()
@@ -190,20 +193,3 @@ async def test_stop_interrupts_a_backoff_and_the_row_ends_failed() -> None:
     await transport.close()
     assert hooks.finished == {(1, 1): Outcome("failed", 503, "", "HTTP 503")}
     assert hooks.started == [(1, 1)]
-
-
-async def test_window_limiter_never_admits_more_than_rate_per_window() -> None:
-    now = [0.0]
-    starts: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    limiter = WindowLimiter(5, clock=lambda: now[0], sleep=fake_sleep)
-    for _ in range(23):
-        await limiter.acquire()
-        starts.append(now[0])
-        now[0] += 0.01
-    for i, t in enumerate(starts):
-        assert sum(1 for s in starts[i:] if s < t + 1.0) <= 5
-    assert starts[-1] >= 4.0  # 23 starts at 5 per second need more than 4 s

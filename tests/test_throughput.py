@@ -1,0 +1,117 @@
+"""Rate limit measured at the server, progress output, the plan line, flat memory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from importer.progress import Progress, duration
+from tests.conftest import CUSTOMER_MAPPING, cli_env, customers_csv, run_cli
+
+
+def args_for(mock: Any, *extra: str) -> list[str]:
+    return ["run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state", *extra]
+
+
+def test_rate_limit_holds_in_every_one_second_window(tmp_path: Path, mock_factory: Any) -> None:
+    mock = mock_factory()
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 70)
+    result = run_cli(*args_for(mock, "--rate-limit", "25", "--concurrency", "16"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    arrivals = sorted(r["at"] for r in mock.received())
+    assert len(arrivals) == 70
+    for i, start in enumerate(arrivals):
+        assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 25
+    assert arrivals[-1] - arrivals[0] >= 2.0  # 70 requests at 25/s cannot take under 2 s
+    assert "plan: 70 rows at concurrency 16, <= 25 req/s ≈ 3 s at the least" in result.stderr
+
+
+def test_throttling_api_slows_the_run_instead_of_failing_rows(tmp_path: Path, mock_factory: Any) -> None:
+    mock = mock_factory("--fail-429", "0.3", "--retry-after", "0", "--seed", "5")
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 120)
+    result = run_cli(
+        *args_for(
+            mock, "--concurrency", "16", "--max-attempts", "30", "--backoff-base", "0.01", "--summary-json", "s.json"
+        ),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["throttled"] > 0 and summary["counts"] == {"sent": 120}
+    assert re.search(r"throttled [1-9]\d*x", result.stdout)
+
+
+def test_progress_off_a_terminal_is_periodic_lines(tmp_path: Path, mock_factory: Any) -> None:
+    mock = mock_factory("--latency-ms", "20")
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 100)
+    result = run_cli(*args_for(mock, "--concurrency", "2", "--progress-interval", "0.2"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert len(lines) >= 3, result.stderr
+    assert "\r" not in result.stderr
+    assert re.match(r"progress: \d+/100 rows \(\d+%\), [\d,]+ rows/s", lines[0]), lines[0]
+
+    quiet = run_cli(*args_for(mock, "--concurrency", "2", "--progress-interval", "0.2", "--no-progress"), cwd=tmp_path)
+    assert "progress:" not in quiet.stderr
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line() -> None:
+    now = [0.0]
+    stream = StringIO()
+    progress = Progress(stream, tty=True, interval=1, clock=lambda: now[0])
+    progress.total = 1000
+    for _ in range(250):
+        progress.add("sent")
+    progress.add("invalid")
+    now[0] = 10.0
+    progress.emit()
+    assert stream.getvalue() == "\r\x1b[2K251/1,000 rows (25%) · 25 rows/s · ETA 30 s · sent 250, invalid 1"
+    assert duration(60_000) == "16 h 40 min" and duration(185) == "3 min 5 s"
+
+
+def test_plan_estimates_rows_of_a_large_csv(tmp_path: Path, mock: Any) -> None:
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 20_000)
+    result = run_cli(
+        *args_for(mock, "--rate-limit", "20", "--max-attempts", "1"), cwd=tmp_path, env=cli_env(ECDP_API_KEY="wrong")
+    )
+    assert result.returncode == 3
+    match = re.search(r"plan: ~([\d,]+) rows at concurrency 8, <= 20 req/s ≈ (\d+) min", result.stderr)
+    assert match, result.stderr
+    assert 18_000 < int(match.group(1).replace(",", "")) < 22_000 and 15 <= int(match.group(2)) <= 18
+
+
+def peak_rss_mib(*args: str, cwd: Path) -> float:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read() if proc.stderr else ""
+    return usage.ru_maxrss / 1024
+
+
+def test_memory_stays_flat_as_the_file_grows(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    sizes = {}
+    for rows in (30_000, 240_000):
+        path = tmp_path / f"in{rows}.csv"
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["crm_id", "email", "total", "note"])
+            w.writerows([f"C{i}", f"u{i}@example.com", "1.5", "x" * 60] for i in range(rows))
+        sizes[rows] = peak_rss_mib(
+            "validate", path.name, "--mapping", "m.yaml", "--report", f"r{rows}.csv", cwd=tmp_path
+        )
+    assert sizes[240_000] < 150, sizes
+    assert sizes[240_000] - sizes[30_000] < 25, sizes  # 8x the rows, about the same memory
