@@ -55,18 +55,37 @@ def make_csv(path: Path, rows: int) -> Path:
         w = csv.writer(fh)
         w.writerow(["crm_id", "email", "total", "ordered_at", "day", "url", "paid", "note"])
         for i in range(1, rows + 1):
-            w.writerow([
-                f"CRM-{i:08d}", f" User.{i}@Example.com", f"{rng.randint(1, 99999) / 100}",
-                f"2026-11-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:00", f"2026-10-{1 + i % 28:02d}",
-                f"https://shop.example.com/p/{i % 977}", "yes" if i % 3 else "no", "plain text note",
-            ])
+            w.writerow(
+                [
+                    f"CRM-{i:08d}",
+                    f" User.{i}@Example.com",
+                    f"{rng.randint(1, 99999) / 100}",
+                    f"2026-11-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:00",
+                    f"2026-10-{1 + i % 28:02d}",
+                    f"https://shop.example.com/p/{i % 977}",
+                    "yes" if i % 3 else "no",
+                    "plain text note",
+                ]
+            )
     return path
 
 
 def start_mock(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "importer", "mock-server", "--port", "0", "--api-key", KEY, "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "mock-server",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -77,9 +96,22 @@ def rendered_bodies(path: Path) -> list[bytes]:
     """The importer's own bodies for the file (via validate --show), so (a) and (b) post
     byte-identical requests."""
     out = subprocess.run(
-        [sys.executable, "-m", "importer", "validate", str(path), "--mapping", str(DATA / "m.yaml"),
-         "--report", str(DATA / "bodies.report.csv"), "--show", "10000000"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "validate",
+            str(path),
+            "--mapping",
+            str(DATA / "m.yaml"),
+            "--report",
+            str(DATA / "bodies.report.csv"),
+            "--show",
+            "10000000",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     return [line.encode() for line in out.splitlines() if line.startswith("{")]
 
@@ -121,11 +153,26 @@ def importer_run(url: str, path: Path, tag: str) -> tuple[float, float]:
     state = DATA / f"state-{tag}"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     rows = sum(1 for _ in path.open()) - 1
-    elapsed, rss, out = run_measured([
-        sys.executable, "-m", "importer", "run", str(path), "--mapping", str(DATA / "m.yaml"), "--base-url", url,
-        "--state-dir", str(state), "--report", str(DATA / f"{tag}.report.csv"), "--concurrency", str(CONCURRENCY),
-        "--no-progress",
-    ])
+    elapsed, rss, out = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(path),
+            "--mapping",
+            str(DATA / "m.yaml"),
+            "--base-url",
+            url,
+            "--state-dir",
+            str(state),
+            "--report",
+            str(DATA / f"{tag}.report.csv"),
+            "--concurrency",
+            str(CONCURRENCY),
+            "--no-progress",
+        ]
+    )
     assert re.search(rf"^  sent +{rows:,}$", out, re.M), out
     return rows / elapsed, rss
 
@@ -147,15 +194,27 @@ def main() -> None:
             mock.terminate()
             mock.wait()
         results[f"latency_{int(latency)}ms"] = {
-            "rows": rows, "bare_client_rps": round(ceiling), "importer_rps": round(rate),
-            "ratio": round(rate / ceiling, 3), "importer_peak_rss_mib": round(rss, 1),
+            "rows": rows,
+            "bare_client_rps": round(ceiling),
+            "importer_rps": round(rate),
+            "ratio": round(rate / ceiling, 3),
+            "importer_peak_rss_mib": round(rss, 1),
         }
     for rows in (200_000, 1_000_000):
         path = make_csv(DATA / f"validate_{rows}.csv", rows)
-        elapsed, rss, _ = run_measured([
-            sys.executable, "-m", "importer", "validate", str(path), "--mapping", str(DATA / "m.yaml"),
-            "--report", str(DATA / f"validate_{rows}.report.csv"),
-        ])
+        elapsed, rss, _ = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "importer",
+                "validate",
+                str(path),
+                "--mapping",
+                str(DATA / "m.yaml"),
+                "--report",
+                str(DATA / f"validate_{rows}.report.csv"),
+            ]
+        )
         results[f"validate_{rows}"] = {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)

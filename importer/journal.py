@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from importer.errors import StateError
 from importer.sender import Job, Outcome
@@ -77,8 +77,8 @@ class RowStatuses:
     """Row number -> status in one byte per row: a resumed import of millions of rows
     must not hold a dict entry per row."""
 
-    NAMES = (None, "sent", "invalid", "rejected", "unknown", "inflight")
-    CODES = {name: code for code, name in enumerate(NAMES) if name}
+    NAMES: ClassVar[tuple[str | None, ...]] = (None, "sent", "invalid", "rejected", "unknown", "inflight")
+    CODES: ClassVar[dict[str, int]] = {name: code for code, name in enumerate(NAMES) if name}
 
     def __init__(self) -> None:
         self._codes = bytearray()
