@@ -20,10 +20,13 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from importer.pipeline import run_async
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -136,17 +139,35 @@ async def bare_client(url: str, bodies: list[bytes]) -> float:
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """Run a command, polling its VmHWM (peak RSS) until it exits."""
+    """Run a command; return (seconds, peak RSS MiB, stdout).
+
+    Peak RSS is the child's own VmHWM, polled: ``ru_maxrss`` would include this
+    process's memory, which a forked child inherits.
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    with ThreadPoolExecutor(1) as pool:
+        output = pool.submit(proc.communicate)
+        while proc.poll() is None:
+            peak = max(peak, vm_hwm_kib(proc.pid))
+            time.sleep(0.02)
+        out, err = output.result()
     elapsed = time.perf_counter() - started
-    out = proc.stdout.read() if proc.stdout else ""
-    err = proc.stderr.read() if proc.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)} exited {code}: {err[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024, out
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {err[-2000:]}")
+    return elapsed, peak / 1024, out
+
+
+def vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def importer_run(url: str, path: Path, tag: str) -> tuple[float, float]:
@@ -188,7 +209,7 @@ def main() -> None:
         assert len(bodies) == rows, len(bodies)
         mock, url = start_mock(latency)
         try:
-            ceiling = asyncio.run(bare_client(url, bodies))
+            ceiling = run_async(bare_client(url, bodies))  # the same event loop as the importer
             rate, rss = importer_run(url, path, f"lat{int(latency)}")
         finally:
             mock.terminate()

@@ -16,6 +16,8 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -221,8 +223,9 @@ class Journal:
         waiters, self._waiters = self._waiters, []
         if pending:
             self.db.execute("BEGIN")
-            for sql, params in pending:
-                self.db.execute(sql, params)
+            # Consecutive writes of one kind go in one executemany; the order is kept.
+            for sql, group in groupby(pending, key=itemgetter(0)):
+                self.db.executemany(sql, [params for _, params in group])
             self.db.execute("COMMIT")
         for future in waiters:
             if not future.done():

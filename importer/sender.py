@@ -139,16 +139,29 @@ class Sender:
                 self.stop(StopReason.BREAKER)
 
     async def deliver(self, job: Job) -> Outcome | None:
-        """Send one row with retries; ``None`` if the run stopped before its first try."""
-        last: Outcome | None = None
+        """Send one row with retries; ``None`` if the run stopped before its first try.
+
+        The first attempt runs outside tenacity: most rows succeed at once, and building
+        a retry loop per row would cost more than the rest of the row's work.
+        """
+        if self.stopped:
+            return None
+        try:
+            return await self._attempt(job)
+        except _Retryable as exc:
+            if self.max_attempts == 1:
+                return exc.outcome
+            first = exc
+        last = first.outcome
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_after_attempt(self.max_attempts - 1),
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
             sleep=self._sleep,
             reraise=True,
         )
         try:
+            await self._sleep(self._delay(1, first))
             async for attempt in retrying:
                 with attempt:
                     if self.stopped:
@@ -163,11 +176,16 @@ class Sender:
         return last
 
     def _wait(self, state: RetryCallState) -> float:
-        self.retries += 1
         exc = state.outcome.exception() if state.outcome else None
+        # Attempt n of the retry loop is attempt n + 1 of the row.
+        return self._delay(state.attempt_number + 1, exc)
+
+    def _delay(self, attempt: int, exc: BaseException | None) -> float:
+        """The wait after ``attempt`` failed: its Retry-After, else the backoff."""
+        self.retries += 1
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return exc.retry_after
-        return self.backoff(state.attempt_number)
+        return self.backoff(attempt)
 
     async def _sleep(self, seconds: float) -> None:
         if self.stopped:

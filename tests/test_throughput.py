@@ -93,6 +93,8 @@ def test_plan_estimates_rows_of_a_large_csv(tmp_path: Path, mock: Any) -> None:
 
 
 def peak_rss_mib(*args: str, cwd: Path) -> float:
+    """The child's ru_maxrss; on Linux it starts from this (pytest) process's RSS at fork,
+    so the bound below is, if anything, stricter than it reads."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "importer", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
