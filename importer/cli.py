@@ -266,6 +266,11 @@ def _validate(args: argparse.Namespace) -> int:
     for body in summary.samples:
         _out(orjson.dumps(mask_body(body)).decode())
     _print_summary(summary)
+    _out(f"would send {summary.counts.get('valid', 0):,} rows")
+    if summary.problems:
+        _out("problems (by column and kind, most frequent first):")
+        for line in summary.problems:
+            _out(f"  {line}")
     return summary.exit_code
 
 
@@ -309,7 +314,7 @@ STOP_MESSAGES = {
 
 def _print_summary(summary: Summary) -> None:
     total = sum(summary.counts.values())
-    statuses = [s for s in (*STATUS_ORDER, "valid") if s in summary.counts]
+    statuses = [s for s in ("valid", *STATUS_ORDER) if s in summary.counts]
     statuses += [s for s in summary.counts if s not in statuses]
     _out(
         f"{summary.command}: {total} rows in {len(summary.inputs)} file(s), {summary.duration_s:.1f} s, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -25,15 +25,6 @@ _CENT = Decimal("0.01")
 _URL = re.compile(r"(?i:https?)://(?:[^\s\x00-\x1f/?#@]+@)?[^\s\x00-\x1f/?#@:]+(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
-_MAX_SHOWN = 40
-
-
-def shown(value: Any) -> str:
-    """Quote a value for an error message, cut short so a report stays readable."""
-    text = str(value)
-    if len(text) > _MAX_SHOWN:
-        text = text[: _MAX_SHOWN - 3] + "..."
-    return repr(text)
 
 
 def to_text(value: Any) -> str:
@@ -53,29 +44,46 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
-def to_decimal(value: Any) -> Decimal:
-    """Exact decimal of a number or numeric text; floats by their shortest repr."""
+def to_decimal(value: Any, decimal: str = ".", thousands: str = "") -> Decimal:
+    """Exact decimal of a number or numeric text; floats by their shortest repr.
+
+    Text may use ``decimal`` as its decimal mark and any character of ``thousands``
+    between digit groups (``1.234,50`` with ``decimal=","``, ``thousands=". "``).
+    """
     if isinstance(value, bool):
-        raise ConversionError(f"{value!r} is not a number")
+        raise ConversionError("is not a number", value)
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ConversionError(f"{value!r} is not a finite number")
+            raise ConversionError("is not a finite number", value)
         result = Decimal(repr(value))
     else:
         text = str(value).strip()
+        if thousands or decimal != ".":
+            text = _unlocalise(text, decimal, thousands)
         if not _NUMBER_TEXT.fullmatch(text):
-            raise ConversionError(f"{shown(value)} is not a number")
+            raise ConversionError("is not a number", value)
         try:
             result = Decimal(text)
         except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
-            raise ConversionError(f"{shown(value)} is not a number") from exc
+            raise ConversionError("is not a number", value) from exc
     if not result.is_finite():
-        raise ConversionError(f"{shown(value)} is not a finite number")
+        raise ConversionError("is not a finite number", value)
     return result
+
+
+def _unlocalise(text: str, decimal: str, thousands: str) -> str:
+    """``1 234,50`` -> ``1234.50``; a thousands mark must sit between groups of 3 digits."""
+    if thousands:
+        grouped = re.fullmatch(rf"([+-]?\d{{1,3}})((?:[{re.escape(thousands)}]\d{{3}})+)(.*)", text, re.S)
+        if grouped:
+            text = grouped.group(1) + re.sub(rf"[{re.escape(thousands)}]", "", grouped.group(2)) + grouped.group(3)
+    if decimal != "." and "." not in text:
+        text = text.replace(decimal, ".", 1)
+    return text
 
 
 def _plain(number: Decimal) -> str:
@@ -85,67 +93,99 @@ def _plain(number: Decimal) -> str:
     return format(number, "f")
 
 
-def convert_number(value: Any) -> str:
-    return _plain(to_decimal(value))
+def convert_number(value: Any, decimal: str = ".", thousands: str = "") -> str:
+    return _plain(to_decimal(value, decimal, thousands))
 
 
-def convert_money(value: Any) -> str:
-    return format(to_decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP), "f")
+def convert_money(value: Any, decimal: str = ".", thousands: str = "") -> str:
+    return format(to_decimal(value, decimal, thousands).quantize(_CENT, rounding=ROUND_HALF_UP), "f")
 
 
 def convert_string(value: Any) -> str:
     return to_text(value)
 
 
-def convert_boolean(value: Any) -> str:
+def boolean_words(true_values: tuple[str, ...] = (), false_values: tuple[str, ...] = ()) -> dict[str, str]:
+    """Word -> wire value; given lists replace the default words of their side."""
+    trues = {w.strip().lower() for w in true_values} or TRUE_WORDS
+    falses = {w.strip().lower() for w in false_values} or FALSE_WORDS
+    return {**dict.fromkeys(trues, "true"), **dict.fromkeys(falses, "false")}
+
+
+def convert_boolean(value: Any, words: dict[str, str] | None = None) -> str:
+    words = words or _BOOLEAN_WORDS
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int) and value in (0, 1):
-        return "true" if value else "false"
-    wire = _BOOLEAN_WORDS.get(to_text(value).strip().lower())
+    wire = words.get(to_text(value).strip().lower())
     if wire is not None:
         return wire
-    raise ConversionError(f"{shown(value)} is not a boolean (true/false/1/0/yes/no/y/n/t/f)")
+    raise ConversionError(f"is not a boolean ({'/'.join(sorted(words))})", value)
 
 
 def convert_url(value: Any) -> str:
     text = to_text(value).strip()
     if not _URL.fullmatch(text):
         if _SPACE_OR_CONTROL.search(text):
-            raise ConversionError(f"{shown(value)} is not a valid URL (contains whitespace)")
-        raise ConversionError(f"{shown(value)} is not an absolute http(s) URL")
+            raise ConversionError("is not a valid URL (contains whitespace)", value)
+        raise ConversionError("is not an absolute http(s) URL", value)
     return text
 
 
-def parse_datetime(value: Any, fmt: str | None) -> datetime:
-    """A datetime from a typed value or text (``fmt`` for strptime, else ISO 8601)."""
+EPOCH_S, EPOCH_MS, EXCEL = "epoch_s", "epoch_ms", "excel"
+SPECIAL_FORMATS = (EPOCH_S, EPOCH_MS, EXCEL)
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+def parse_datetime(value: Any, formats: str | tuple[str, ...] | None = None) -> datetime:
+    """A datetime from a typed value or text, trying ``formats`` in order (strptime
+    patterns, or ``epoch_s``, ``epoch_ms``, ``excel`` serial days); ISO 8601 without."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
+    if isinstance(formats, str):
+        formats = (formats,)
+    for fmt in formats or ("iso",):
+        try:
+            return _parse_one(value, fmt)
+        except (ValueError, OverflowError, ArithmeticError):
+            continue
+    expected = " or ".join(formats) if formats else "ISO 8601 (YYYY-MM-DD[THH:MM:SS][+zone])"
+    raise ConversionError(f"does not match {'format ' if formats else ''}{expected}", value)
+
+
+def _parse_one(value: Any, fmt: str) -> datetime:
+    if fmt in SPECIAL_FORMATS:
+        number = float(to_decimal(value))
+        if fmt == EPOCH_S:
+            return datetime.fromtimestamp(number, UTC)
+        if fmt == EPOCH_MS:
+            return datetime.fromtimestamp(number / 1000, UTC)
+        if not 0 < number < 2958466:  # Excel's last day is 9999-12-31
+            raise ValueError("not an Excel serial date")
+        return _EXCEL_EPOCH + timedelta(days=number)
     text = to_text(value).strip()
-    try:
-        if fmt:
-            return datetime.strptime(text, fmt)
+    if fmt == "iso":
         return datetime.fromisoformat(text)
-    except ValueError as exc:
-        expected = f"format {fmt}" if fmt else "ISO 8601 (YYYY-MM-DD[THH:MM:SS][+zone])"
-        raise ConversionError(f"{shown(value)} does not match {expected}") from exc
+    return datetime.strptime(text, fmt)
 
 
-def convert_date(value: Any, fmt: str | None = None) -> str:
+def convert_date(value: Any, formats: str | tuple[str, ...] | None = None, tz: tzinfo | None = None) -> str:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.isoformat()
-    if fmt is None and isinstance(value, str) and _ISO_DATE.fullmatch(value):
+    if not formats and isinstance(value, str) and _ISO_DATE.fullmatch(value):
         try:
             return date.fromisoformat(value).isoformat()
         except ValueError:
             pass  # e.g. 2026-02-30: parse_datetime words the error
-    return parse_datetime(value, fmt).date().isoformat()
+    moment = parse_datetime(value, formats)
+    if moment.tzinfo is not None and tz is not None:
+        moment = moment.astimezone(tz)  # an epoch is a moment: its day is the mapping zone's
+    return moment.date().isoformat()
 
 
-def convert_datetime(value: Any, fmt: str | None = None, tz: tzinfo = UTC) -> str:
-    moment = parse_datetime(value, fmt)
+def convert_datetime(value: Any, formats: str | tuple[str, ...] | None = None, tz: tzinfo = UTC) -> str:
+    moment = parse_datetime(value, formats)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -11,6 +11,10 @@ ImporterError
 
 from __future__ import annotations
 
+from typing import Any
+
+MAX_SHOWN = 40
+
 
 class ImporterError(Exception):
     """Base of every error the importer raises on purpose."""
@@ -33,7 +37,26 @@ class StateError(ConfigError):
 
 
 class ConversionError(ImporterError):
-    """A value that is present does not convert to its API type."""
+    """A value that is present does not convert to its API type.
+
+    Attributes:
+        problem: what is wrong, without the value (``does not match format %Y-%m-%d``);
+            problems of one kind group together in the validate preview.
+        value: the offending value, when it may be shown (never an email or a phone).
+    """
+
+    def __init__(self, problem: str, value: Any = None) -> None:
+        super().__init__(problem if value is None else f"{shown(value)} {problem}")
+        self.problem = problem
+        self.value = value
+
+
+def shown(value: Any) -> str:
+    """Quote a value for a message, cut short so a report stays readable."""
+    text = str(value)
+    if len(text) > MAX_SHOWN:
+        text = text[: MAX_SHOWN - 3] + "..."
+    return repr(text)
 
 
 class TransportError(ImporterError):

@@ -87,7 +87,7 @@ def to_customer_id(value: Any) -> int:
     else:
         text = to_text(value).strip()
         if not _INTEGER.fullmatch(text):
-            raise ConversionError(f"customer id {text[:40]!r} is not an integer")
+            raise ConversionError("is not an integer customer id", text)
         number = int(text)
     if not 0 <= number <= _INT64_MAX:
         raise ConversionError("customer id out of range")

@@ -16,9 +16,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,13 +55,13 @@ _START = (
 _FINISH = (
     "UPDATE rows SET status = ?, http_status = ?, substatus = ?, detail = ? WHERE import_id = ? AND row_number = ?"
 )
-_INVALID = (
+_UNSENT = (
     "INSERT INTO rows (import_id, row_number, status, detail, customer_ref) "
-    "VALUES (?, ?, 'invalid', ?, ?) ON CONFLICT DO UPDATE SET status = 'invalid', "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status, "
     "http_status = NULL, substatus = NULL, detail = excluded.detail, "
     "customer_ref = excluded.customer_ref"
 )
-DONE = ("sent", "invalid", "rejected")
+DONE = ("sent", "invalid", "rejected", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class RowStatuses:
     """Row number -> status in one byte per row: a resumed import of millions of rows
     must not hold a dict entry per row."""
 
-    NAMES: ClassVar[tuple[str | None, ...]] = (None, "sent", "invalid", "rejected", "unknown", "inflight")
+    NAMES: ClassVar[tuple[str | None, ...]] = (None, "sent", "invalid", "rejected", "unknown", "inflight", "skipped")
     CODES: ClassVar[dict[str, int]] = {name: code for code, name in enumerate(NAMES) if name}
 
     def __init__(self) -> None:
@@ -166,7 +166,7 @@ class Journal:
         if total is None:
             return False
         done = self.db.execute(
-            "SELECT count(*) FROM rows WHERE import_id = ? AND status IN ('sent','invalid','rejected')",
+            f"SELECT count(*) FROM rows WHERE import_id = ? AND status IN {DONE}",
             (import_id,),
         ).fetchone()[0]
         return int(done) == total
@@ -204,8 +204,9 @@ class Journal:
             (outcome.status, outcome.http_status, outcome.substatus, outcome.detail, *job.key),
         )
 
-    def invalid(self, import_id: int, row_number: int, detail: str, ref: str) -> None:
-        self._add(_INVALID, (import_id, row_number, detail, ref))
+    def unsent(self, import_id: int, row_number: int, status: str, detail: str, ref: str) -> None:
+        """Record a row that is not sent: ``invalid``, or ``skipped`` by a filter."""
+        self._add(_UNSENT, (import_id, row_number, status, detail, ref))
 
     def _add(self, sql: str, params: tuple[Any, ...]) -> None:
         self._pending.append((sql, params))

@@ -23,11 +23,18 @@ import yaml
 
 from importer.convert import TYPES
 from importer.errors import MappingError
+from importer.filters import Condition, compile_filter
 
 INT32_MAX = 2**31 - 1
-TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields")
+TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields", "filter")
 CUSTOMER_KEYS = ("id", "email", "email_md5", "email_sha256", "phone", "crm_id")
-FIELD_KEYS = ("name", "type", "column", "value", "required", "format")
+FIELD_KEYS = (
+    "name", "type", "column", "value", "required", "format",
+    "decimal", "thousands", "true_values", "false_values", "timezone",
+)  # fmt: skip
+DATE_TYPES = ("Date", "DateTime")
+NUMBER_TYPES = ("Number", "Money")
+THOUSANDS_MARKS = ".,' \u00a0\u202f"
 ENDPOINTS = {"customer": "/scenariocustomevents", "segments": "/scenariocustomevents/withsegments"}
 
 
@@ -48,12 +55,19 @@ class Identifier:
 
 @dataclass(frozen=True, slots=True)
 class DataField:
+    """One data field; the options after ``required`` apply to some types only."""
+
     name: str
     type: str
     column: str | None = None
     value: Any = None
     required: bool = False
-    format: str | None = None
+    formats: tuple[str, ...] = ()
+    decimal: str = "."
+    thousands: str = ""
+    true_values: tuple[str, ...] = ()
+    false_values: tuple[str, ...] = ()
+    tz: tzinfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,7 @@ class Mapping:
     segments_column: str | None
     data_fields: tuple[DataField, ...]
     source: str = field(default="mapping")
+    filters: tuple[Condition, ...] = ()
 
     @property
     def path(self) -> str:
@@ -84,6 +99,8 @@ class Mapping:
         for i, df in enumerate(self.data_fields):
             if df.column is not None:
                 used.setdefault(df.column, f"data_fields[{i}] ({df.name})")
+        for i, condition in enumerate(self.filters):
+            used.setdefault(condition.column, f"filter[{i}]")
         return used
 
     def check_columns(self, input_name: str, columns: list[str]) -> None:
@@ -159,16 +176,18 @@ class _Checker:
                 self.err("segments", "only allowed with endpoint segments")
             identifiers = self.customer(doc.get("customer"))
         fields = self.data_fields(doc.get("data_fields", []))
+        tz = self.timezone(doc.get("timezone"))
         return Mapping(
             endpoint=endpoint if endpoint in ENDPOINTS else "customer",
             event_id=event_id,
             event_id_column=event_col,
-            tz=self.timezone(doc.get("timezone")),
+            tz=tz,
             identifiers=identifiers,
             segments=segments,
             segments_column=segments_col,
             data_fields=fields,
             source=source,
+            filters=compile_filter(doc.get("filter"), self.err, tz),
         )
 
     def column_ref(self, path: str, obj: dict[str, Any]) -> str | None:
@@ -192,13 +211,13 @@ class _Checker:
             return value, None
         return None, None
 
-    def timezone(self, name: Any) -> tzinfo:
+    def timezone(self, name: Any, path: str = "timezone") -> tzinfo:
         if name is None:
             return UTC
         try:
             return ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
-            self.err("timezone", f"unknown time zone {name!r} (e.g. Europe/Warsaw, UTC)")
+            self.err(path, f"unknown time zone {name!r} (e.g. Europe/Warsaw, UTC)")
             return UTC
 
     def customer(self, section: Any) -> tuple[Identifier, ...]:
@@ -288,25 +307,60 @@ class _Checker:
             self.err(path, "must be {name, type, column | value}")
             return None
         self.unknown_keys(path, item, FIELD_KEYS)
-        name, ftype, fmt = item.get("name"), item.get("type"), item.get("format")
-        ok = True
+        name, ftype = item.get("name"), item.get("type")
+        errors_before = len(self.errors)
         if not isinstance(name, str) or not name:
             self.err(f"{path}.name", "is required")
-            ok = False
         if ftype not in TYPES:
             shown = "is required" if ftype is None else f"unknown type {ftype!r}"
             self.err(f"{path}.type", f"{shown} (expected one of {', '.join(TYPES)})")
-            ok = False
         if ("column" in item) == ("value" in item):
             self.err(path, "needs exactly one of 'column' or 'value'")
-            ok = False
         elif "column" in item and not (isinstance(item["column"], str) and item["column"]):
             self.err(f"{path}.column", "must be a column name")
-            ok = False
-        if fmt is not None and (not isinstance(fmt, str) or ftype not in ("Date", "DateTime")):
-            self.err(f"{path}.format", "is a strptime format string, for Date and DateTime only")
-            ok = False
         required = self.flag(f"{path}.required", item.get("required", False))
-        if not ok or not isinstance(name, str) or not isinstance(ftype, str):
+        options = self.field_options(path, item, ftype)
+        if len(self.errors) > errors_before or not isinstance(name, str) or not isinstance(ftype, str):
             return None
-        return DataField(name, ftype, item.get("column"), item.get("value"), required, fmt)
+        return DataField(name, ftype, item.get("column"), item.get("value"), required, **options)
+
+    def field_options(self, path: str, item: dict[str, Any], ftype: Any) -> dict[str, Any]:
+        """The type-specific options of a data field, each checked against its type."""
+        options: dict[str, Any] = {}
+        allowed = {
+            "format": DATE_TYPES, "timezone": DATE_TYPES, "decimal": NUMBER_TYPES, "thousands": NUMBER_TYPES,
+            "true_values": ("Boolean",), "false_values": ("Boolean",),
+        }  # fmt: skip
+        for key, types in allowed.items():
+            if key in item and ftype not in types:
+                self.err(f"{path}.{key}", f"applies to {' and '.join(types)} fields only")
+        if "format" in item:
+            fmt = item["format"]
+            formats = [fmt] if isinstance(fmt, str) else fmt
+            if not isinstance(formats, list) or not formats or not all(isinstance(f, str) and f for f in formats):
+                self.err(
+                    f"{path}.format",
+                    "is a strptime format, or a list of them tried in order (also epoch_s, epoch_ms, excel)",
+                )
+            else:
+                options["formats"] = tuple(formats)
+        if "timezone" in item:
+            options["tz"] = self.timezone(item["timezone"], f"{path}.timezone")
+        decimal = item.get("decimal", ".")
+        if decimal not in (".", ","):
+            self.err(f"{path}.decimal", f"must be '.' or ',', got {decimal!r}")
+        else:
+            options["decimal"] = decimal
+        thousands = item.get("thousands", ". \u00a0\u202f" if decimal == "," else "")
+        if not isinstance(thousands, str) or any(c not in THOUSANDS_MARKS for c in thousands) or decimal in thousands:
+            self.err(f"{path}.thousands", f"must be marks among {THOUSANDS_MARKS!r} other than the decimal mark")
+        else:
+            options["thousands"] = thousands
+        for key in ("true_values", "false_values"):
+            if key in item:
+                words = item[key]
+                if not isinstance(words, list) or not words:
+                    self.err(f"{path}.{key}", "must be a list of words")
+                else:
+                    options[key] = tuple(str(w).strip().lower() for w in words)
+        return options

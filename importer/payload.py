@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from importer.convert import CONVERTERS, convert_date, convert_datetime, shown
-from importer.errors import ConversionError, MappingError
+from importer.convert import CONVERTERS, boolean_words, convert_boolean, convert_date, convert_datetime
+from importer.errors import ConversionError, MappingError, shown
+from importer.filters import FilterValueError, skip_reason
 from importer.identity import (
     check_hash,
     md5_hex,
@@ -38,12 +39,32 @@ _SEGMENT_SPLIT = re.compile(r"[,;|]")
 
 
 @dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a row is invalid: where (a column and its mapping key), what kind of
+    problem (without the value, so that problems group), and the value when showable."""
+
+    where: str
+    kind: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        what = self.kind if self.value is None else f"{shown(self.value)} {self.kind}"
+        return f"{self.where}: {what}" if self.where else what
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
-    """A row's request body (``None`` when invalid), its problems and its report ref."""
+    """A row's request body (``None`` when invalid or skipped), its problems, the reason
+    a filter skipped it, and its report ref."""
 
     body: dict[str, Any] | None
-    errors: tuple[str, ...]
+    errors: tuple[Problem, ...]
     customer_ref: str
+    skipped: str | None = None
+
+    @property
+    def detail(self) -> str:
+        return self.skipped or "; ".join(map(str, self.errors))
 
 
 def _positive_int32(value: Any, what: str) -> int:
@@ -51,7 +72,7 @@ def _positive_int32(value: Any, what: str) -> int:
     if isinstance(value, float) and value.is_integer():
         text = str(int(value))
     if not text.isdigit() or not 0 < int(text) <= INT32_MAX:
-        raise ConversionError(f"{shown(value)} is not a valid {what}")
+        raise ConversionError(f"is not a valid {what}", value)
     return int(text)
 
 
@@ -108,7 +129,14 @@ class PayloadBuilder:
                 self._fields.append(_FieldStep(df.column, label, df.required, df.name, df.type, convert))
 
     def render(self, row: Row) -> Rendered:
-        errors: list[str] = [row.error] if row.error else []
+        if self.mapping.filters:
+            try:
+                reason = skip_reason(self.mapping.filters, row.values, self.mapping.tz)
+            except FilterValueError as exc:
+                return Rendered(None, (Problem(f"column {exc.column!r} (filter)", exc.problem, exc.value),), "")
+            if reason:
+                return Rendered(None, (), "", reason)
+        errors: list[Problem] = [Problem("", row.error)] if row.error else []
         body: dict[str, Any] = {"customEventId": self._event_id(row, errors)}
         ref = ""
         if self.mapping.endpoint == "segments":
@@ -122,21 +150,21 @@ class PayloadBuilder:
             return Rendered(None, tuple(errors), ref)
         return Rendered(body, (), ref)
 
-    def _event_id(self, row: Row, errors: list[str]) -> int | None:
+    def _event_id(self, row: Row, errors: list[Problem]) -> int | None:
         col = self.mapping.event_id_column
         if col is None:
             return self.mapping.event_id
         value = row.values.get(col)
         if value is None:
-            errors.append(f"column {col!r} (custom_event_id): empty")
+            errors.append(Problem(f"column {col!r} (custom_event_id)", "empty"))
             return None
         try:
             return _positive_int32(value, "custom event id")
         except ConversionError as exc:
-            errors.append(f"column {col!r} (custom_event_id): {exc}")
+            errors.append(Problem(f"column {col!r} (custom_event_id)", exc.problem, exc.value))
             return None
 
-    def _segments(self, row: Row, errors: list[str]) -> list[int]:
+    def _segments(self, row: Row, errors: list[Problem]) -> list[int]:
         col = self.mapping.segments_column
         if col is None:
             return list(self.mapping.segments or ())
@@ -145,13 +173,13 @@ class PayloadBuilder:
         try:
             ids = [_positive_int32(v, "segment id") for v in items if str(v).strip()]
         except ConversionError as exc:
-            errors.append(f"column {col!r} (segments): {exc}")
+            errors.append(Problem(f"column {col!r} (segments)", exc.problem, exc.value))
             return []
         if not ids:
-            errors.append(f"column {col!r} (segments): no segment ids")
+            errors.append(Problem(f"column {col!r} (segments)", "no segment ids"))
         return ids
 
-    def _customer(self, values: dict[str, Any], body: dict[str, Any], errors: list[str]) -> str:
+    def _customer(self, values: dict[str, Any], body: dict[str, Any], errors: list[Problem]) -> str:
         """Fill the identifiers into ``body``; return the report's customer_ref."""
         emails: dict[str, str | None] = {}
         failed = False
@@ -159,7 +187,7 @@ class PayloadBuilder:
             value = values.get(step.column)
             if value is None:
                 if step.required:
-                    errors.append(f"column {step.column!r} ({step.label}): empty but required")
+                    errors.append(Problem(f"column {step.column!r} ({step.label})", "empty but required"))
                 continue
             try:
                 if step.from_email:
@@ -174,12 +202,12 @@ class PayloadBuilder:
                     body[step.body_key] = step.convert(value)
             except ConversionError as exc:
                 failed = True
-                errors.append(f"column {step.column!r} ({step.label}): {exc}")
+                errors.append(Problem(f"column {step.column!r} ({step.label})", exc.problem, exc.value))
         if not failed and len(body) == 1:
-            errors.append("no customer identifier: every mapped identifier column is empty")
+            errors.append(Problem("", "no customer identifier: every mapped identifier column is empty"))
         return customer_ref(body)
 
-    def _data_fields(self, values: dict[str, Any], errors: list[str]) -> list[dict[str, str]]:
+    def _data_fields(self, values: dict[str, Any], errors: list[Problem]) -> list[dict[str, str]]:
         fields: list[dict[str, str]] = []
         for step in self._fields:
             if isinstance(step, dict):
@@ -188,20 +216,24 @@ class PayloadBuilder:
             value = values.get(step.column)
             if value is None:
                 if step.required:
-                    errors.append(f"{step.label}: empty but required")
+                    errors.append(Problem(step.label, "empty but required"))
                 continue
             try:
                 fields.append({"name": step.name, "type": step.type, "value": step.convert(value)})
             except ConversionError as exc:
-                errors.append(f"{step.label}: {exc}")
+                errors.append(Problem(step.label, exc.problem, exc.value))
         return fields
 
 
 def _converter(df: DataField, mapping: Mapping) -> Callable[[Any], str]:
     if df.type == "DateTime":
-        return partial(convert_datetime, fmt=df.format, tz=mapping.tz)
+        return partial(convert_datetime, formats=df.formats, tz=df.tz or mapping.tz)
     if df.type == "Date":
-        return partial(convert_date, fmt=df.format)
+        return partial(convert_date, formats=df.formats, tz=df.tz or mapping.tz)
+    if df.type in ("Number", "Money") and (df.decimal != "." or df.thousands):
+        return partial(CONVERTERS[df.type], decimal=df.decimal, thousands=df.thousands)
+    if df.type == "Boolean" and (df.true_values or df.false_values):
+        return partial(convert_boolean, words=boolean_words(df.true_values, df.false_values))
     return CONVERTERS[df.type]
 
 

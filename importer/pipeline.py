@@ -19,6 +19,7 @@ from importer.errors import ConfigError
 from importer.journal import Journal, fingerprint
 from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
+from importer.preview import ProblemSummary
 from importer.progress import Progress, duration
 from importer.report import (
     ErrorsWriter,
@@ -35,7 +36,7 @@ from importer.throttle import WindowLimiter
 from importer.transport import HttpTransport, Transport
 
 T = TypeVar("T")
-STATUS_ORDER = ("sent", "invalid", "rejected", "failed", "unknown", "not_attempted")
+STATUS_ORDER = ("sent", "skipped", "invalid", "rejected", "failed", "unknown", "not_attempted")
 EXIT_FOR_STOP = {
     StopReason.AUTH: 3,
     StopReason.BREAKER: 3,
@@ -68,6 +69,7 @@ class Summary:
     throttled: int = 0
     stop_reason: str | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float:
@@ -103,45 +105,41 @@ def _prepare(
 
 
 def validate(config: ValidateConfig) -> Summary:
-    """Render every row without sending; the report says ``valid`` or ``invalid``."""
+    """Render every row without sending; the report says ``valid``, ``invalid`` or
+    ``skipped``, and the summary groups the problems for a preview."""
     started = time.monotonic()
     builder, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
     report = config.report or default_report(config.inputs[0])
     report_format(report)
     samples: list[dict[str, Any]] = []
+    problems = ProblemSummary()
 
     def lines() -> Iterator[ReportLine]:
         for source in sources:
             for row in source.rows():
                 rendered = builder.render(row)
-                if rendered.body is None:
-                    yield ReportLine(
-                        source.name,
-                        row.number,
-                        "invalid",
-                        None,
-                        "",
-                        "; ".join(rendered.errors),
-                        0,
-                        rendered.customer_ref,
-                    )
+                if rendered.body is not None:
+                    if len(samples) < config.show:
+                        samples.append(rendered.body)
+                    yield ReportLine(source.name, row.number, "valid", customer_ref=rendered.customer_ref)
                     continue
-                if len(samples) < config.show:
-                    samples.append(rendered.body)
-                yield ReportLine(source.name, row.number, "valid", customer_ref=rendered.customer_ref)
+                if rendered.skipped is None:
+                    problems.add(source.name, row.number, rendered)
+                status = "skipped" if rendered.skipped else "invalid"
+                yield ReportLine(source.name, row.number, status, None, "", rendered.detail, 0, rendered.customer_ref)
 
     counts: dict[str, int] = {}
     write_report(report, status_counts(lines(), counts))
-    total = sum(counts.values())
     return Summary(
         command="validate",
         exit_code=0 if counts.get("invalid", 0) == 0 else 1,
         counts=counts,
         duration_s=time.monotonic() - started,
-        rows_this_run=total,
+        rows_this_run=sum(counts.values()),
         report=report,
         inputs=[{"file": s.name} for s in sources],
         samples=samples,
+        problems=problems.lines(several_files=len(sources) > 1),
     )
 
 
@@ -175,7 +173,8 @@ def run_import(
     if sender.stop_reason is not None:
         exit_code = EXIT_FOR_STOP[sender.stop_reason]
     else:
-        exit_code = 0 if counts.get("sent", 0) == sum(counts.values()) else 1
+        done = counts.get("sent", 0) + counts.get("skipped", 0)
+        exit_code = 0 if done == sum(counts.values()) else 1
     return Summary(
         command="run",
         exit_code=exit_code,
@@ -310,9 +309,9 @@ class _Run:
                         continue
                     rendered = render(row)
                     if rendered.body is None:
-                        detail = "; ".join(rendered.errors)
-                        self.journal.invalid(plan.import_id, row.number, detail, rendered.customer_ref)
-                        count("invalid")
+                        status = "skipped" if rendered.skipped else "invalid"
+                        self.journal.unsent(plan.import_id, row.number, status, rendered.detail, rendered.customer_ref)
+                        count(status)
                         continue
                     job = Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref)
                     await queue.put(job)

@@ -89,9 +89,9 @@ def test_rejects_values_that_do_not_convert(type_: str, value: Any) -> None:
 
 
 def test_date_with_input_format() -> None:
-    assert convert_date("26.11.2026", fmt="%d.%m.%Y") == "2026-11-26"
+    assert convert_date("26.11.2026", formats="%d.%m.%Y") == "2026-11-26"
     with pytest.raises(ConversionError, match=r"does not match format %d\.%m\.%Y"):
-        convert_date("2026-11-26", fmt="%d.%m.%Y")
+        convert_date("2026-11-26", formats="%d.%m.%Y")
 
 
 def test_naive_datetime_is_read_in_the_mapping_zone() -> None:
@@ -104,4 +104,4 @@ def test_naive_datetime_is_read_in_the_mapping_zone() -> None:
 
 
 def test_datetime_with_format() -> None:
-    assert convert_datetime("26/11/2026 10:05", fmt="%d/%m/%Y %H:%M") == "2026-11-26T10:05:00Z"
+    assert convert_datetime("26/11/2026 10:05", formats="%d/%m/%Y %H:%M") == "2026-11-26T10:05:00Z"

@@ -28,7 +28,7 @@ def errors_of(doc: Any) -> str:
     [
         (
             {"colour": "red"},
-            "m.yaml: colour: unknown key 'colour' (expected one of endpoint, custom_event_id, timezone, customer, segments, data_fields)",
+            "m.yaml: colour: unknown key 'colour' (expected one of endpoint, custom_event_id, timezone, customer, segments, data_fields, filter)",
         ),
         ({"endpoint": "bulk"}, "m.yaml: endpoint: unknown endpoint 'bulk' (expected customer or segments)"),
         ({"custom_event_id": None}, "m.yaml: custom_event_id: is required (an integer, or {column: NAME})"),
@@ -58,7 +58,7 @@ def errors_of(doc: Any) -> str:
         ({"data_fields": [{"name": "x", "type": "String", "colum": "a"}]}, "data_fields[0].colum: unknown key 'colum'"),
         (
             {"data_fields": [{"name": "x", "type": "Money", "column": "a", "format": "%d"}]},
-            "data_fields[0].format: is a strptime format string, for Date and DateTime only",
+            "data_fields[0].format: applies to Date and DateTime fields only",
         ),
         (
             {"data_fields": [{"name": "x", "type": "Money", "column": "a", "required": "yes"}]},
