@@ -336,3 +336,53 @@ def test_segments_endpoint(tmp_path: Path, mock_factory: Any) -> None:
     assert [r["body"] for r in mock.received()] == [{"customEventId": 17, "segments": [1, 5, 15]}]
     assert mock.received()[0]["path"] == "/scenariocustomevents/withsegments"
     assert [r["status"] for r in read_report(tmp_path / "report.csv")] == ["sent", "rejected", "invalid"]
+
+
+def test_filtered_rows_are_skipped_never_sent_and_exit_0(tmp_path: Path, mock: Mock) -> None:
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING + "filter:\n  - {column: status, equals: paid}\n")
+    write_csv(
+        tmp_path / "in.csv",
+        ["crm_id", "email", "total", "status"],
+        [
+            ["C1", "a@example.com", "1", "paid"],
+            ["C2", "b@example.com", "2", "cancelled"],
+            ["C3", "c@example.com", "3", "paid"],
+        ],
+    )
+    result = run_cli(*run_args(mock, tmp_path, "in.csv", extra=("--errors", "e.csv")), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [r["body"]["customerCrmId"] for r in mock.received()] == ["C1", "C3"]
+    report = read_report(tmp_path / "report.csv")
+    assert [r["status"] for r in report] == ["sent", "skipped", "sent"]
+    assert report[1]["detail"] == "filter: status equals paid is not true"
+    assert read_report(tmp_path / "e.csv") == []
+    assert re.search(r"^  skipped +1$", result.stdout, re.M)
+    again = run_cli(*run_args(mock, tmp_path, "in.csv"), cwd=tmp_path)
+    assert again.returncode == 0 and len(mock.received()) == 2
+
+
+def test_validate_preview_groups_problems_with_examples(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "custom_event_id: 1\ncustomer: {email: email}\n"
+        "data_fields:\n  - {name: orderedAt, type: DateTime, column: at, format: '%Y-%m-%d %H:%M:%S', required: true}\n"
+    )
+    rows = [[f"user{i}@example.com", "2026-11-26 10:00:00"] for i in range(1, 21)]
+    rows[16][1] = "31/02/2024 25:61"
+    rows[18][1] = "yesterday"
+    rows[19][1] = ""
+    rows[4][0] = "broken-address"
+    write_csv(tmp_path / "in.csv", ["email", "at"], rows)
+    result = run_cli("validate", "in.csv", "--mapping", "m.yaml", "--show", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "would send 16 rows" in result.stdout
+    assert (
+        "column 'at' (orderedAt): 2 rows: does not match format %Y-%m-%d %H:%M:%S — row 17 '31/02/2024 25:61', row 19 'yesterday'"
+        in result.stdout
+    )
+    assert "column 'at' (orderedAt): 1 row: empty but required — row 20" in result.stdout
+    assert (
+        "column 'email' (customer.email): 1 row: not a valid email address (needs exactly one '@') — row 5"
+        in result.stdout
+    )
+    assert "broken-address" not in result.stdout and "user1@example.com" not in result.stdout
+    assert '"customerEmail":"u***@example.com"' in result.stdout
