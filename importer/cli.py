@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
@@ -26,6 +27,8 @@ from importer.errors import ConfigError, ImporterError
 from importer.mockserver import MockOptions, serve
 from importer.pipeline import STATUS_ORDER, Summary, run_import, validate
 from importer.progress import Progress
+from importer.scaffold import scaffold
+from importer.source import open_source
 
 PROG = "ecdp-import"
 EXIT_CONFIG = 2
@@ -168,6 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--show", type=int, default=0, metavar="N", help="print N rendered payloads (emails/phones masked)"
     )
 
+    init = sub.add_parser(
+        "init-mapping",
+        help="write a starter mapping guessed from a file",
+        description="Guess a commented starter mapping from a file's header and a sample of its rows.",
+    )
+    init.add_argument("input", metavar="INPUT", help="CSV or Parquet file")
+    init.add_argument("--endpoint", choices=("customer", "segments"), default="customer")
+    init.add_argument("--event-id", type=_positive_int, metavar="N", help="the custom event id")
+    init.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    init.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    init.add_argument("--sample", type=_positive_int, default=1000, metavar="N", help="rows to sample (default 1000)")
+    init.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8)")
+    init.add_argument("--delimiter", help="CSV delimiter (default: sniffed)")
+
     mock = sub.add_parser(
         "mock-server",
         help="local stand-in for the ECDP API",
@@ -208,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "init-mapping":
+            return _init_mapping(args)
         return _mock(args)
     except ConfigError as exc:
         _err(str(exc))
@@ -272,6 +291,20 @@ def _validate(args: argparse.Namespace) -> int:
         for line in summary.problems:
             _out(f"  {line}")
     return summary.exit_code
+
+
+def _init_mapping(args: argparse.Namespace) -> int:
+    source = open_source(args.input, args.encoding, args.delimiter)
+    text = scaffold(source, args.endpoint, args.event_id, args.sample)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if target.exists() and not args.force:
+        raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
+    target.write_text(text, encoding="utf-8")
+    _out(f"wrote {args.output}; next: ecdp-import validate {args.input} --mapping {args.output}")
+    return 0
 
 
 def _mock(args: argparse.Namespace) -> int:

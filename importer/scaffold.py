@@ -1,0 +1,271 @@
+"""``init-mapping``: a commented starter mapping guessed from a file's header and a sample.
+
+Identifiers are recognised by column name and by content; every other column gets the
+narrowest type that *every* sampled value fits (so ``validate`` works on the same file
+without edits), with the input format it detected and a comment saying how many sampled
+values matched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+from itertools import islice
+from typing import Any
+
+import phonenumbers
+
+from importer.convert import convert_boolean, convert_date, convert_datetime, convert_number, convert_url, to_text
+from importer.errors import ConversionError, shown
+from importer.identity import check_hash, normalise_email
+from importer.source import Source
+
+SAMPLE_ROWS = 1000
+IDENTIFIER_SHARE = 0.9  # of sampled values that must look like the identifier
+TYPE_SHARE = 0.95  # of sampled values that must convert to the proposed type
+DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y")
+DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y/%m/%d %H:%M:%S",
+)  # fmt: skip
+PHONE_REGIONS = ("PL", "DE", "GB", "US", "FR", "ES", "IT", "NL", "CZ", "SK", "UA", "RO")
+MONEY_HINT = re.compile(r"price|amount|total|revenue|value|cost|sum|net|gross|tax|fee|paid|spend|budget")
+TEXT_ID_HINT = re.compile(r"(^|_)(id|code|zip|postal|postcode|sku|ean|nip|pesel|iban)($|_)")
+PHONE_HINT = re.compile(r"phone|tel|mobile|msisdn|gsm|cell")
+CRM_HINT = re.compile(r"crm|external|customer_?(id|no|number|code)|client_?(id|no|number)|user_?id|member|loyalty")
+ECDP_ID_HINT = re.compile(r"^(ecdp|cdp)_?(customer_?)?id$")
+SEGMENT_LIST = re.compile(r"\d+(\s*[,;|]\s*\d+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class Guess:
+    """A column's proposed entry: the YAML flow text and the comment that explains it."""
+
+    yaml: str
+    comment: str
+
+
+def scaffold(source: Source, endpoint: str = "customer", event_id: int | None = None, sample: int = SAMPLE_ROWS) -> str:
+    """The starter mapping for ``source`` as commented YAML text."""
+    rows = [row.values for row in islice(source.rows(), sample)]
+    columns = {c: [r[c] for r in rows if r.get(c) is not None] for c in source.columns}
+    lines = [
+        f"# Starter mapping for {source.name}, written by `ecdp-import init-mapping` from {len(rows):,} sampled rows.",
+        f"# Check every guess, then: ecdp-import validate {source.name} --mapping THIS_FILE",
+        f"endpoint: {endpoint}",
+    ]
+    if event_id is None:
+        lines.append("custom_event_id: 1  # TODO: your custom event id (Automation > Scenarios > Custom events)")
+    else:
+        lines.append(f"custom_event_id: {event_id}")
+    used: set[str] = set()
+    if endpoint == "segments":
+        lines += _segments(columns, used)
+    else:
+        lines += _customer(columns, used)
+    lines.append("data_fields:")
+    names: set[str] = set()
+    for column, values in columns.items():
+        if column in used:
+            continue
+        guess = guess_field(column, values, _field_name(column, names))
+        lines.append(f"  - {guess.yaml}  # {guess.comment}")
+    if lines[-1] == "data_fields:":
+        lines[-1] = "data_fields: []"
+    return "\n".join(lines) + "\n"
+
+
+def _q(text: str) -> str:
+    """A YAML scalar for any text (a JSON string is a valid YAML double-quoted scalar)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _field_name(column: str, taken: set[str]) -> str:
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", column) if w] or ["field"]
+    name = words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
+    if name[0].isdigit():
+        name = "f" + name
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _norm(column: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", column.lower()).strip("_")
+
+
+def _ok(fn: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        try:
+            fn(value)
+        except (ConversionError, ValueError, TypeError):
+            return False
+        return True
+
+    return test
+
+
+def _customer(columns: dict[str, list[Any]], used: set[str]) -> list[str]:
+    """Each identifier key goes to its best column (a name saying ``crm`` beats one saying
+    ``customer_id`` for the CRM id); the other columns stay data fields."""
+    best: dict[str, tuple[int, str, str, str]] = {}
+    for column, values in columns.items():
+        found = _identifier(column, values)
+        if found and (found[0] not in best or found[1] > best[found[0]][0]):
+            best[found[0]] = (found[1], column, found[2], found[3])
+    lines = ["customer:"]
+    if not best:
+        first = next(iter(columns))
+        best["crm_id"] = (0, first, _q(first), "TODO: no identifier column recognised; pick the right one")
+    for key in ("id", "email", "email_md5", "email_sha256", "phone", "crm_id"):
+        if key in best:
+            _, column, entry, comment = best[key]
+            used.add(column)
+            lines.append(f"  {key}: {entry}  # {comment}")
+    return lines
+
+
+def _identifier(column: str, values: list[Any]) -> tuple[str, int, str, str] | None:
+    """(customer key, priority, YAML entry, comment) when the column looks like an
+    identifier: 90 % of its sampled values must fit (the rest show up as invalid rows)."""
+    name, n = _norm(column), len(values)
+    if not values:
+        return None
+
+    def fits(test: Callable[[Any], bool]) -> str | None:
+        m = sum(1 for v in values if test(v))
+        return f"{m}/{n} sampled values" if m >= IDENTIFIER_SHARE * n else None
+
+    if matched := fits(_ok(lambda v: check_hash(v, 32))):
+        return "email_md5", 1, _q(column), f"{matched} are 32-digit hex (an MD5 of the email?)"
+    if matched := fits(_ok(lambda v: check_hash(v, 64))):
+        return "email_sha256", 1, _q(column), f"{matched} are 64-digit hex (a SHA-256 of the email?)"
+    if matched := fits(_ok(normalise_email)):
+        note = "sent trimmed and lowercased; to send only hashes use email_sha256: {hash_of: ...}"
+        return "email", 1, _q(column), f"{matched} are emails, {note}"
+    if PHONE_HINT.search(name):
+        region = _phone_region(values)
+        if region is not None:
+            entry = f"{{column: {_q(column)}" + (f", default_region: {region}}}" if region else "}")
+            note = f"; numbers without a country code read as {region}" if region else ""
+            return "phone", 1, entry, f"phone numbers{note}"
+    if ECDP_ID_HINT.search(name) and (matched := fits(lambda v: bool(re.fullmatch(r"\d+", to_text(v).strip())))):
+        return "id", 1, _q(column), f"{matched} are integers (ECDP's own customer id)"
+    if CRM_HINT.search(name) and (matched := fits(lambda v: len(to_text(v)) <= 128)):
+        priority = 2 if "crm" in name else 1
+        return "crm_id", priority, _q(column), f"named like a CRM id; {matched} fit 128 characters"
+    return None
+
+
+def _phone_region(values: list[Any]) -> str | None:
+    """'' when the numbers are international, else the region that reads 90 % of them."""
+    texts = [to_text(v).strip() for v in values]
+    need = IDENTIFIER_SHARE * len(texts)
+    if sum(1 for t in texts if t.startswith(("+", "00")) and _possible(t, None)) >= need:
+        return ""
+    for region in PHONE_REGIONS:
+        if sum(1 for t in texts if _possible(t, region)) >= need:
+            return region
+    return None
+
+
+def _possible(text: str, region: str | None) -> bool:
+    try:
+        number = phonenumbers.parse("+" + text[2:] if text.startswith("00") else text, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_possible_number(number))
+
+
+def _segments(columns: dict[str, list[Any]], used: set[str]) -> list[str]:
+    """A column named like segments, or holding lists like ``1,5|15``, feeds ``segments``."""
+    for column, values in columns.items():
+        texts = [to_text(v).strip() for v in values]
+        m = sum(1 for t in texts if SEGMENT_LIST.fullmatch(t))
+        if not texts or m < IDENTIFIER_SHARE * len(texts):
+            continue
+        if "segment" in _norm(column) or any(re.search(r"[,;|]", t) for t in texts):
+            used.add(column)
+            return [f"segments: {{column: {_q(column)}}}  # {m}/{len(texts)} sampled values are id lists"]
+    return ["segments: [1]  # TODO: the segment ids to trigger the event for"]
+
+
+def guess_field(column: str, values: list[Any], name: str) -> Guess:
+    """The narrowest type every sampled value of the column fits, checked with the very
+    converters ``run`` uses."""
+    head = f"{{name: {_q(name)}, type: %s, column: {_q(column)}%s}}"
+    n = len(values)
+    if n == 0:
+        return Guess(head % ("String", ""), "no values in the sample: String until you know better")
+    typed = _typed_guess(values, n)
+    if typed:
+        return Guess(head % (typed[0], typed[1]), typed[2])
+    texts = [to_text(v).strip() for v in values]
+    for ftype, options, convert, shape in _candidates(column, texts):
+        test = _ok(convert)
+        misfits = [t for t in texts if not test(t)]
+        if len(misfits) <= (1 - TYPE_SHARE) * n:
+            comment = f"{n - len(misfits)}/{n} sampled values {shape}"
+            if misfits:
+                comment += f"; the rest will be invalid rows, e.g. {shown(misfits[0])}"
+            return Guess(head % (ftype, options), comment)
+    long = any(len(t) > 255 or "\n" in t for t in texts)
+    return Guess(head % ("Text" if long else "String", ""), f"{n} values; no narrower type fits them all")
+
+
+Candidate = tuple[str, str, Callable[[Any], Any], str]
+
+
+def _candidates(column: str, texts: list[str]) -> list[Candidate]:
+    """Types to try, narrowest first, each with its mapping options and its converter."""
+    found: list[Candidate] = []
+    words = {t.lower() for t in texts}
+    if not words <= {"0", "1"}:
+        found.append(("Boolean", "", convert_boolean, "are true/false words"))
+    for fmt in DATE_FORMATS:
+        options = "" if fmt == "%Y-%m-%d" else f", format: {_q(fmt)}"
+        found.append(("Date", options, partial(convert_date, formats=(fmt,)), f"match {fmt}"))
+    if any(len(t) > 10 for t in texts):
+        found.append(("DateTime", "", convert_datetime, "are ISO 8601 date-times"))
+    for fmt in DATETIME_FORMATS:
+        found.append(("DateTime", f", format: {_q(fmt)}", partial(convert_datetime, formats=(fmt,)), f"match {fmt}"))
+    name = _norm(column)
+    if not TEXT_ID_HINT.search(name) and not any(_leading_zero(t) or len(t) > 15 for t in texts):
+        cents = all(re.search(r"[.,]\d{2}$", t) for t in texts)
+        ftype = "Money" if MONEY_HINT.search(name) or cents else "Number"
+        found.append((ftype, "", convert_number, "are plain numbers"))
+        if any("," in t for t in texts):
+            comma = partial(convert_number, decimal=",", thousands=". \u00a0\u202f")
+            found.append((ftype, ', decimal: ","', comma, "are numbers with a decimal comma"))
+    found.append(("URL", "", convert_url, "are http(s) URLs"))
+    return found
+
+
+def _typed_guess(values: list[Any], n: int) -> tuple[str, str, str] | None:
+    """Parquet's own types decide, except for text columns."""
+    kinds = {type(v) for v in values}
+    matched = f"{n}/{n} sampled values"
+    if kinds == {bool}:
+        return "Boolean", "", f"{matched} are booleans"
+    if kinds <= {datetime}:
+        return "DateTime", "", f"{matched} are timestamps"
+    if kinds <= {date}:
+        return "Date", "", f"{matched} are dates"
+    if kinds <= {Decimal}:
+        cents = all(v.as_tuple().exponent == -2 for v in values)
+        return ("Money" if cents else "Number"), "", f"{matched} are decimals" + (" with cents" if cents else "")
+    if kinds <= {int, float}:
+        return "Number", "", f"{matched} are numbers"
+    return None if kinds <= {str} else ("String", "", f"{matched} rendered as text")
+
+
+def _leading_zero(text: str) -> bool:
+    digits = text.lstrip("+-")
+    return len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()
