@@ -231,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        # Only before or after sending: while sending, SIGINT drains in-flight requests.
+        _err("interrupted")
+        return 130
     except ImporterError as exc:
         _err(str(exc))
         return 1
