@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from importer.mockserver import spawn
 from importer.pipeline import run_async
 
 HERE = Path(__file__).resolve().parent
@@ -74,25 +75,7 @@ def make_csv(path: Path, rows: int) -> Path:
 
 
 def start_mock(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            "mock-server",
-            "--port",
-            "0",
-            "--api-key",
-            KEY,
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    return proc, line.rsplit(" ", 1)[1].strip()
+    return spawn("--api-key", KEY, "--latency-ms", str(latency_ms))
 
 
 def rendered_bodies(path: Path) -> list[bytes]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -245,3 +247,21 @@ async def serve(options: MockOptions, host: str, port: int, announce: Callable[[
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+def spawn(*args: str, cwd: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start ``ecdp-import mock-server --port 0 ARGS`` as a process; return it and its URL.
+
+    For tests, benchmarks and the demo, which all want a real server on loopback.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", "mock-server", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "listening on " not in line:
+        proc.kill()
+        raise RuntimeError(f"mock server did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()

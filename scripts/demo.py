@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from importer.mockserver import spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 KEY = "demo-key-not-a-secret"
@@ -20,29 +22,7 @@ ECDP = [sys.executable, "-m", "importer"]
 
 
 def start_mock() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            *ECDP,
-            "mock-server",
-            "--port",
-            "0",
-            "--api-key",
-            KEY,
-            "--latency-ms",
-            "5",
-            "--record",
-            str(DEMO / "received.jsonl"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on " not in line:
-        proc.kill()
-        raise SystemExit(f"mock server did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
+    return spawn("--api-key", KEY, "--latency-ms", "5", "--record", str(DEMO / "received.jsonl"), cwd=str(ROOT))
 
 
 def run(title: str, args: list[str], env: dict[str, str]) -> int:

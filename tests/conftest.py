@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from importer.mockserver import spawn
+
 KEY = "canary-KEY-7f3a9c1e-do-not-leak"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,28 +46,8 @@ class Mock:
 
 def start_mock(tmp_path: Path, *args: str, name: str = "received.jsonl") -> Mock:
     record = tmp_path / name
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            "mock-server",
-            "--port",
-            "0",
-            "--api-key",
-            KEY,
-            "--record",
-            str(record),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "listening on " in line, line
-    return Mock(proc, line.rsplit(" ", 1)[1].strip(), record)
+    proc, url = spawn("--api-key", KEY, "--record", str(record), *args, cwd=str(ROOT))
+    return Mock(proc, url, record)
 
 
 @pytest.fixture
