@@ -63,3 +63,10 @@ def test_problem_bodies_list_or_map_errors() -> None:
     assert parse_problem(b"<html>gateway</html>") == ("", "<html>gateway</html>")
     assert parse_problem(b"") == ("", "")
     assert parse_problem(b"[1]") == ("", "")
+
+
+def test_problem_details_never_echo_emails_or_phones() -> None:
+    body = b'{"title":"Bad","errors":{"customerEmail":["\'anna.k@example.com\' is taken"],"customerPhone":["+48600123456 invalid"]}}'
+    _, detail = parse_problem(body)
+    assert "anna.k@example.com" not in detail and "+48600123456" not in detail
+    assert "a***@example.com" in detail and "+48***56" in detail
