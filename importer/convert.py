@@ -98,7 +98,10 @@ def convert_number(value: Any, decimal: str = ".", thousands: str = "") -> str:
 
 
 def convert_money(value: Any, decimal: str = ".", thousands: str = "") -> str:
-    return format(to_decimal(value, decimal, thousands).quantize(_CENT, rounding=ROUND_HALF_UP), "f")
+    try:
+        return format(to_decimal(value, decimal, thousands).quantize(_CENT, rounding=ROUND_HALF_UP), "f")
+    except InvalidOperation as exc:  # more digits than the decimal context holds
+        raise ConversionError("is too large for Money", value) from exc
 
 
 def convert_string(value: Any) -> str:

@@ -20,7 +20,11 @@ from importer.payload import PayloadBuilder
 from importer.scaffold import scaffold
 from importer.source import open_source
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(  # inherits the profile conftest loads (derandomized on CI)
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 local_part = st.text(alphabet=string.ascii_letters + string.digits + "._+-", min_size=1, max_size=20)
 domain = st.from_regex(r"[A-Za-z0-9-]{1,12}(\.[A-Za-z]{2,6}){1,2}", fullmatch=True)
 emails = st.builds(lambda a, b: f"{a}@{b}", local_part, domain)
