@@ -65,7 +65,8 @@ class _Retryable(Exception):
 
 
 class _Interrupted(Exception):
-    """The run is stopping while a row waits out its backoff."""
+    """The run is stopping while a row waits (backoff, pause, rate limit): no request
+    leaves after a stop."""
 
 
 class Sender:
@@ -144,10 +145,10 @@ class Sender:
         The first attempt runs outside tenacity: most rows succeed at once, and building
         a retry loop per row would cost more than the rest of the row's work.
         """
-        if self.stopped:
-            return None
         try:
             return await self._attempt(job)
+        except _Interrupted:
+            return None  # stopped while waiting for the rate limit or a pause: never sent
         except _Retryable as exc:
             if self.max_attempts == 1:
                 return exc.outcome
@@ -203,6 +204,8 @@ class Sender:
             await self.limiter.acquire()
         await self.gate.acquire()
         try:
+            if self.stopped:
+                raise _Interrupted
             await self.hooks.started(job)
             self.requests += 1
             resp = await self.transport.post(self.path, job.body)

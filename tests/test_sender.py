@@ -193,3 +193,26 @@ async def test_stop_interrupts_a_backoff_and_the_row_ends_failed() -> None:
     await transport.close()
     assert hooks.finished == {(1, 1): Outcome("failed", 503, "", "HTTP 503")}
     assert hooks.started == [(1, 1)]
+
+
+async def test_stop_during_a_retry_after_pause_sends_nothing_more() -> None:
+    hooks = Hooks()
+    transport = HttpTransport(BASE, "k", 5, 2)
+    sender = Sender(transport, "/scenariocustomevents", _HookAdapter(hooks), concurrency=2, max_attempts=3)
+    queue: asyncio.Queue[Job | None] = asyncio.Queue()
+    queue.put_nowait(Job((1, 1), b"{}", ""))
+    with aioresponses() as m:
+        m.post(URL, status=429, headers={"Retry-After": "100"})  # pauses every request for 100 s
+        m.post(URL, status=201, repeat=True)
+        task = asyncio.create_task(sender.run(queue))
+        while not hooks.started:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        for job in (Job((1, 2), b"{}", ""), None, None):  # row 2 meets the pause on its first try
+            queue.put_nowait(job)
+        await asyncio.sleep(0.05)
+        sender.stop(StopReason.SIGTERM)
+        await asyncio.wait_for(task, 5)
+    await transport.close()
+    assert hooks.started == [(1, 1)]
+    assert hooks.finished == {(1, 1): Outcome("failed", 429, "", "HTTP 429")}
