@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -124,3 +125,34 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path: Path) -> None:
         )
     assert sizes[240_000] < 150, sizes
     assert sizes[240_000] - sizes[30_000] < 25, sizes  # 8x the rows, about the same memory
+
+
+def test_progress_on_a_real_terminal_is_a_redrawn_bar(tmp_path: Path, mock_factory: Any) -> None:
+    import pty
+
+    mock = mock_factory("--latency-ms", "20")
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 80)
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args_for(mock, "--concurrency", "2", "--progress-interval", "0.2")],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=child,
+    )
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=30) == 0
+    os.close(main)
+    text = seen.decode()
+    assert text.count("\r\x1b[2K") >= 3 and "progress:" not in text
+    assert re.search(r"\r\x1b\[2K80/80 rows \(100%\) · [\d,]+ rows/s · sent 80\r?\n", text), text[-300:]
