@@ -192,7 +192,9 @@ def main() -> None:
         assert len(bodies) == rows, len(bodies)
         mock, url = start_mock(latency)
         try:
-            ceiling = run_async(bare_client(url, bodies))  # the same event loop as the importer
+            run_async(bare_client(url, bodies[:2000]))  # warm the server up first
+            # The best of two runs, on the same event loop as the importer.
+            ceiling = max(run_async(bare_client(url, bodies)) for _ in range(2))
             rate, rss = importer_run(url, path, f"lat{int(latency)}")
         finally:
             mock.terminate()
