@@ -101,8 +101,7 @@ class CsvSource(Source):
         header = next(csv.reader(io.StringIO(sample), delimiter=self.delimiter), None)
         if not header:
             raise InputError(f"{name}: no header row (empty file?)")
-        self.columns = [h.strip().lstrip("\ufeff").strip() for h in header]
-        self._check_header()
+        self.columns = _header_names([h.strip().lstrip("\ufeff").strip() for h in header])
         self._size = path.stat().st_size
         self._sample_estimate = _estimate_from_sample(sample, self.delimiter, self._size)
         if len(sample.encode(self.encoding, "surrogateescape")) >= self._size:
@@ -121,15 +120,6 @@ class CsvSource(Source):
                 f"{self.name}: cannot decode as {encoding} (byte 0x{head[exc.start]:02x} at "
                 f"offset {exc.start}); pass the file's encoding with --encoding, e.g. --encoding cp1250"
             ) from exc
-
-    def _check_header(self) -> None:
-        seen: set[str] = set()
-        for i, col in enumerate(self.columns, start=1):
-            if not col:
-                raise InputError(f"{self.name}: header column {i} has no name")
-            if col in seen:
-                raise InputError(f"{self.name}: duplicate column name in header: {col!r}")
-            seen.add(col)
 
     def estimate_rows(self) -> int:
         """Rows seen so far scaled by the share of bytes read, or the sample's guess."""
@@ -162,10 +152,28 @@ def _blank(record: list[str]) -> bool:
     return not record or (len(record) == 1 and bool(record[0]) and not record[0].strip())
 
 
+def _header_names(names: list[str]) -> list[str]:
+    """Spreadsheet exports carry unnamed and repeated columns (a trailing delimiter, two
+    "note" columns): name them ``column_4``, ``note_2`` so that every column has a key;
+    a mapping that needs one can use that name."""
+    seen: set[str] = set()
+    out = []
+    for i, name in enumerate(names, start=1):
+        candidate = name or f"column_{i}"
+        n = 2
+        while candidate in seen:
+            candidate, n = f"{name or f'column_{i}'}_{n}", n + 1
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
 def _csv_row(number: int, record: list[str], columns: list[str], width: int) -> Row:
     values = {c: (v if v.strip() else None) for c, v in zip(columns, record, strict=False)}
     error = None
-    if len(record) != width:
+    if len(record) > width and not any(v.strip() for v in record[width:]):
+        pass  # empty trailing fields (a trailing delimiter) carry nothing
+    elif len(record) != width:
         error = f"row has {len(record)} fields, the header has {width}"
         for c in columns[len(record) :]:
             values[c] = None

@@ -79,11 +79,21 @@ def test_ragged_rows_are_invalid_not_a_crash(tmp_path: Path) -> None:
     assert rows[2][2] is None
 
 
-def test_header_problems_are_input_errors(tmp_path: Path) -> None:
+def test_unnamed_and_repeated_header_columns_get_names(tmp_path: Path) -> None:
     p = tmp_path / "in.csv"
-    p.write_text("a,b,a\n1,2,3\n")
-    with pytest.raises(InputError, match="duplicate column name in header: 'a'"):
-        open_source(str(p))
+    p.write_text("a,note,,note,\n1,x,y,z,\n")
+    assert open_source(str(p)).columns == ["a", "note", "column_3", "note_2", "column_5"]
+
+
+def test_empty_trailing_fields_are_not_ragged(tmp_path: Path) -> None:
+    p = tmp_path / "in.csv"
+    p.write_text("a;b\n1;2;\n1;2;;3\n")
+    rows = rows_of(p)
+    assert rows[0] == (1, {"a": "1", "b": "2"}, None)
+    assert rows[1][2] == "row has 4 fields, the header has 2"
+
+
+def test_header_problems_are_input_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(InputError, match="no header"):
