@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import orjson
 
 from importer import __version__
 from importer.config import (
+    DEFAULT_BASE_URL,
     RunConfig,
     SourceOptions,
     ValidateConfig,
@@ -241,9 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
-    base_url = check_base_url(args.base_url or os.environ.get("ECDP_BASE_URL") or "https://api.ecdp.app")
+    base_url = check_base_url(args.base_url or os.environ.get("ECDP_BASE_URL") or DEFAULT_BASE_URL)
     config = RunConfig(
         inputs=tuple(args.inputs),
         mapping=args.mapping,
@@ -269,10 +269,6 @@ def _run(args: argparse.Namespace) -> int:
         tty = sys.stderr.isatty()
         progress = Progress(sys.stderr, tty, args.progress_interval or (0.5 if tty else 10.0))
     summary = run_import(config, progress=progress, notify=_note)
-    if config.summary_json:
-        from importer.report import write_json
-
-        write_json(config.summary_json, summary.as_json())
     _print_summary(summary)
     return summary.exit_code
 

@@ -27,6 +27,7 @@ from importer.report import (
     merged_columns,
     report_format,
     status_counts,
+    write_json,
     write_report,
 )
 from importer.retry import Backoff
@@ -175,7 +176,7 @@ def run_import(
     else:
         done = counts.get("sent", 0) + counts.get("skipped", 0)
         exit_code = 0 if done == sum(counts.values()) else 1
-    return Summary(
+    summary = Summary(
         command="run",
         exit_code=exit_code,
         counts={s: counts.get(s, 0) for s in STATUS_ORDER if counts.get(s)},
@@ -188,6 +189,9 @@ def run_import(
         throttled=sender.gate.decreases,
         stop_reason=sender.stop_reason.value if sender.stop_reason else None,
     )
+    if config.summary_json:
+        write_json(config.summary_json, summary.as_json())
+    return summary
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
