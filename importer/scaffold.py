@@ -150,7 +150,8 @@ def _identifier(column: str, values: list[Any]) -> tuple[str, int, str, str] | N
     if matched := fits(_ok(normalise_email)):
         note = "sent trimmed and lowercased; to send only hashes use email_sha256: {hash_of: ...}"
         return "email", 1, _q(column), f"{matched} are emails, {note}"
-    if PHONE_HINT.search(name):
+    international = fits(lambda v: to_text(v).strip().startswith(("+", "00")) and _possible(to_text(v).strip(), None))
+    if PHONE_HINT.search(name) or international:
         region = _phone_region(values)
         if region is not None:
             entry = f"{{column: {_q(column)}" + (f", default_region: {region}}}" if region else "}")

@@ -62,6 +62,12 @@ def test_identifiers_types_and_formats_from_a_csv(tmp_path: Path) -> None:
     assert fields["url"]["type"] == "URL" and fields["note"]["type"] == "String"
 
 
+def test_international_phone_numbers_are_recognised_by_content(tmp_path: Path) -> None:
+    rows = [[f"C{i}", f"+48 600 100 {i:03d}"] for i in range(1, 11)]
+    doc = guessed(write_csv(tmp_path / "e.csv", ["crm_id", "kontakt"], rows))
+    assert doc["customer"] == {"crm_id": "crm_id", "phone": {"column": "kontakt"}}
+
+
 def test_comments_say_how_many_values_matched(tmp_path: Path) -> None:
     rows = [[f"C{i}", "2026-11-26 10:00:00"] for i in range(1, 21)]
     rows[3][1] = "31/02/2024 25:61"
