@@ -78,3 +78,12 @@ async def test_retry_after_pauses_every_request() -> None:
     gate.throttled(429, 7.0)
     await gate.acquire()
     assert t.slept == [7.0]
+
+
+def test_fractional_rate_limits_round_down_never_up() -> None:
+    from importer.pipeline import rate_limiter
+
+    assert (rate_limiter(20).rate, rate_limiter(20).window) == (20, 1.02)
+    assert rate_limiter(2.5).rate == 2
+    slow = rate_limiter(0.5)
+    assert (slow.rate, slow.window) == (1, 2.04)
