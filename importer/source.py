@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from importer.errors import InputError
 
@@ -59,7 +60,7 @@ class Source:
 
 
 def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None) -> Source:
-    """Open ``name`` as CSV or Parquet (by extension, else by magic bytes)."""
+    """Open ``name`` as CSV (plain or gzipped) or Parquet, by extension or magic bytes."""
     path = Path(name)
     if not path.exists():
         raise InputError(f"input file not found: {name}")
@@ -72,7 +73,7 @@ def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None
         raise InputError(f"cannot read input {name}: {exc.strerror}") from exc
     if path.suffix.lower() in (".parquet", ".pq") or magic == b"PAR1":
         return ParquetSource(path, name)
-    return CsvSource(path, name, encoding, delimiter)
+    return CsvSource(path, name, encoding, delimiter, gzipped=magic[:2] == b"\x1f\x8b")
 
 
 def _python_encoding(encoding: str) -> str:
@@ -86,12 +87,13 @@ def _python_encoding(encoding: str) -> str:
 class CsvSource(Source):
     """A delimited text file; the delimiter is sniffed unless given."""
 
-    def __init__(self, path: Path, name: str, encoding: str, delimiter: str | None) -> None:
+    def __init__(self, path: Path, name: str, encoding: str, delimiter: str | None, gzipped: bool = False) -> None:
         self.path = path
         self.name = name
         self.total_rows = None
         self.encoding = _python_encoding(encoding)
-        sample = self._read_sample(encoding)
+        self._gzipped = gzipped
+        sample, whole, consumed = self._read_sample(encoding)
         if delimiter is not None:
             if delimiter in ("\\t", "tab"):
                 delimiter = "\t"
@@ -103,18 +105,34 @@ class CsvSource(Source):
             raise InputError(f"{name}: no header row (empty file?)")
         self.columns = _header_names([h.strip().lstrip("\ufeff").strip() for h in header])
         self._size = path.stat().st_size
-        self._sample_estimate = _estimate_from_sample(sample, self.delimiter, self._size)
-        if len(sample.encode(self.encoding, "surrogateescape")) >= self._size:
+        self._sample_estimate = _estimate_from_sample(sample, self.delimiter, self._size / max(consumed, 1))
+        if whole:
             self.total_rows = self._sample_estimate  # the sample is the whole file
         self._rows_seen = 0
         self._raw: Any = None
 
-    def _read_sample(self, encoding: str) -> str:
-        with self.path.open("rb") as fh:
-            head = fh.read(SAMPLE_BYTES)
+    def _open_bytes(self) -> tuple[BinaryIO, BinaryIO]:
+        """The byte stream to decode, and the file under it (whose position says how far
+        a gzipped file has been read)."""
+        raw = self.path.open("rb")
+        stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if self._gzipped else raw
+        return stream, raw
+
+    def _read_sample(self, encoding: str) -> tuple[str, bool, int]:
+        """The first block as text, whether it is the whole file, and the bytes it took."""
+        stream, raw = self._open_bytes()
+        try:
+            head = stream.read(SAMPLE_BYTES)
+            consumed = raw.tell()
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{self.name}: cannot read ({exc})") from exc
+        finally:
+            stream.close()
+            raw.close()
+        whole = len(head) < SAMPLE_BYTES
         decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
         try:
-            return decoder.decode(head, final=len(head) < SAMPLE_BYTES)
+            return decoder.decode(head, final=whole), whole, consumed
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"{self.name}: cannot decode as {encoding} (byte 0x{head[exc.start]:02x} at "
@@ -131,8 +149,8 @@ class CsvSource(Source):
         return self._sample_estimate
 
     def rows(self) -> Iterator[Row]:
-        with self.path.open(encoding=self.encoding, errors="surrogateescape", newline="") as fh:
-            self._raw = fh.buffer
+        stream, self._raw = self._open_bytes()
+        with self._raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
             reader = csv.reader(fh, delimiter=self.delimiter)
             next(reader, None)
             columns = self.columns
@@ -183,14 +201,12 @@ def _csv_row(number: int, record: list[str], columns: list[str], width: int) -> 
     return Row(number, values, error)
 
 
-def _estimate_from_sample(sample: str, delimiter: str, size: int) -> int:
-    """Rows in the file, from the records in the first block and its share of the bytes."""
+def _estimate_from_sample(sample: str, delimiter: str, scale: float) -> int:
+    """Rows in the file: the records in the first block times the file's size over the
+    bytes that block took."""
     records = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if not _blank(r)]
     rows = max(0, len(records) - 1)
-    sample_bytes = len(sample.encode("utf-8", "surrogateescape"))
-    if sample_bytes >= size or rows == 0:
-        return rows
-    return round(rows * size / sample_bytes)
+    return max(rows, round(rows * scale))
 
 
 def sniff_delimiter(sample: str) -> str:

@@ -139,3 +139,21 @@ def test_parquet_detected_by_magic_bytes(tmp_path: Path) -> None:
     broken.write_bytes(b"PAR1 not really")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         open_source(str(broken))
+
+
+def test_gzipped_csv_reads_like_the_plain_file(tmp_path: Path) -> None:
+    import gzip
+
+    text = "email;total\r\n" + "".join(f"u{i}@example.com;{i},5\r\n" for i in range(1, 2001))
+    plain = tmp_path / "in.csv"
+    plain.write_text(text, newline="")
+    packed = tmp_path / "in.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode("cp1250")))
+    src = open_source(str(packed), encoding="cp1250")
+    assert src.delimiter == ";" and src.columns == ["email", "total"]
+    assert [(r.number, r.values) for r in src.rows()] == [(r.number, r.values) for r in open_source(str(plain)).rows()]
+    assert src.total_rows == 2000
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(gzip.compress("ä;b\n".encode("latin-1")))
+    with pytest.raises(InputError, match="--encoding"):
+        open_source(str(bad))
