@@ -78,26 +78,16 @@ def start_mock(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return spawn("--api-key", KEY, "--latency-ms", str(latency_ms))
 
 
+def validate_cmd(path: Path, report: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "importer", "validate", str(path), "--mapping", str(DATA / "m.yaml"),
+            "--report", str(DATA / report), *extra]  # fmt: skip
+
+
 def rendered_bodies(path: Path) -> list[bytes]:
     """The importer's own bodies for the file (via validate --show), so (a) and (b) post
     byte-identical requests."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            "validate",
-            str(path),
-            "--mapping",
-            str(DATA / "m.yaml"),
-            "--report",
-            str(DATA / "bodies.report.csv"),
-            "--show",
-            "10000000",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        validate_cmd(path, "bodies.report.csv", "--show", "10000000"), capture_output=True, text=True, check=False
     ).stdout
     return [line.encode() for line in out.splitlines() if line.startswith("{")]
 
@@ -208,19 +198,7 @@ def main() -> None:
         }
     for rows in (200_000, 1_000_000):
         path = make_csv(DATA / f"validate_{rows}.csv", rows)
-        elapsed, rss, _ = run_measured(
-            [
-                sys.executable,
-                "-m",
-                "importer",
-                "validate",
-                str(path),
-                "--mapping",
-                str(DATA / "m.yaml"),
-                "--report",
-                str(DATA / f"validate_{rows}.report.csv"),
-            ]
-        )
+        elapsed, rss, _ = run_measured(validate_cmd(path, f"validate_{rows}.report.csv"))
         results[f"validate_{rows}"] = {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)

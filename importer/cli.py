@@ -105,6 +105,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="per-row report (.csv, .jsonl, .parquet); default <first input stem>.report.csv",
     )
+    _add_csv_options(p)
+
+
+def _add_csv_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8; a BOM is stripped)")
     p.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
 
@@ -184,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     init.add_argument("--force", action="store_true", help="overwrite an existing output file")
     init.add_argument("--sample", type=_positive_int, default=1000, metavar="N", help="rows to sample (default 1000)")
-    init.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8)")
-    init.add_argument("--delimiter", help="CSV delimiter (default: sniffed)")
+    _add_csv_options(init)
 
     mock = sub.add_parser(
         "mock-server",

@@ -63,6 +63,13 @@ class Rendered:
     skipped: str | None = None
 
     @property
+    def status(self) -> str:
+        """``valid``, ``skipped`` (by a filter) or ``invalid``."""
+        if self.body is not None:
+            return "valid"
+        return "skipped" if self.skipped else "invalid"
+
+    @property
     def detail(self) -> str:
         return self.skipped or "; ".join(map(str, self.errors))
 

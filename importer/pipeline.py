@@ -94,24 +94,23 @@ class Summary:
         }
 
 
-def _prepare(
-    inputs: tuple[str, ...], mapping_path: str, encoding: str, delimiter: str | None
-) -> tuple[PayloadBuilder, list[Source]]:
-    """Load and compile the mapping and open every input, checking its columns against each."""
-    builder = PayloadBuilder(load_mapping(mapping_path))
-    sources = [open_source(name, encoding, delimiter) for name in inputs]
+def _prepare(config: RunConfig | ValidateConfig) -> tuple[PayloadBuilder, list[Source], str]:
+    """Load and compile the mapping, open every input (checking the mapping's columns
+    against each) and settle the report path: every check before anything is sent."""
+    builder = PayloadBuilder(load_mapping(config.mapping))
+    sources = [open_source(name, config.source.encoding, config.source.delimiter) for name in config.inputs]
     for source in sources:
         builder.mapping.check_columns(source.name, source.columns)
-    return builder, sources
+    report = config.report or default_report(config.inputs[0])
+    report_format(report)
+    return builder, sources, report
 
 
 def validate(config: ValidateConfig) -> Summary:
     """Render every row without sending; the report says ``valid``, ``invalid`` or
     ``skipped``, and the summary groups the problems for a preview."""
     started = time.monotonic()
-    builder, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
-    report = config.report or default_report(config.inputs[0])
-    report_format(report)
+    builder, sources, report = _prepare(config)
     samples: list[dict[str, Any]] = []
     problems = ProblemSummary()
 
@@ -124,10 +123,11 @@ def validate(config: ValidateConfig) -> Summary:
                         samples.append(rendered.body)
                     yield ReportLine(source.name, row.number, "valid", customer_ref=rendered.customer_ref)
                     continue
-                if rendered.skipped is None:
+                if rendered.status == "invalid":
                     problems.add(source.name, row.number, rendered)
-                status = "skipped" if rendered.skipped else "invalid"
-                yield ReportLine(source.name, row.number, status, None, "", rendered.detail, 0, rendered.customer_ref)
+                yield ReportLine(
+                    source.name, row.number, rendered.status, None, "", rendered.detail, 0, rendered.customer_ref
+                )
 
     counts: dict[str, int] = {}
     write_report(report, status_counts(lines(), counts))
@@ -155,9 +155,7 @@ def run_import(
     ``notify`` receives the plan line before sending; ``progress`` counts rows as they end.
     """
     started = time.monotonic()
-    builder, sources = _prepare(config.inputs, config.mapping, config.source.encoding, config.source.delimiter)
-    report = config.report or default_report(config.inputs[0])
-    report_format(report)
+    builder, sources, report = _prepare(config)
     journal = Journal(config.state_dir)
     try:
         plans = _plan(journal, sources, config.new_import)
@@ -215,10 +213,15 @@ def rate_limiter(rate: float) -> WindowLimiter:
     return WindowLimiter(1, window=1.02 / rate)
 
 
+def estimate_rows(sources: list[Source]) -> tuple[int, bool]:
+    """Rows in the inputs, and whether that count is exact (Parquet, or CSV read whole)."""
+    return sum(s.estimate_rows() for s in sources), all(s.total_rows is not None for s in sources)
+
+
 def plan_line(sources: list[Source], config: RunConfig) -> str:
     """``plan: ~1,200,000 rows at concurrency 8, <= 20 req/s ≈ 16 h 40 min``."""
-    rows = sum(s.estimate_rows() for s in sources)
-    approx = "" if all(s.total_rows is not None for s in sources) else "~"
+    rows, exact = estimate_rows(sources)
+    approx = "" if exact else "~"
     text = f"plan: {approx}{rows:,} rows at concurrency {config.concurrency}, "
     if config.rate_limit:
         return text + f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
@@ -250,8 +253,7 @@ class _Run:
         self.journal = journal
         self.progress = progress
         if progress is not None:
-            progress.estimated = not all(p.source.total_rows is not None for p in plans)
-            progress.total_estimate = lambda: sum(p.source.estimate_rows() for p in plans)
+            progress.total = lambda: estimate_rows([p.source for p in plans])
 
     async def started(self, job: Job) -> None:
         await self.journal.started(job)
@@ -314,13 +316,16 @@ class _Run:
                     if total % 1024 == 0:
                         await asyncio.sleep(0)
                     if sender.stopped:
+                        if plan.source.total_rows is not None:
+                            total = plan.source.total_rows  # known: no need to read on to count
+                            break
                         continue
                     if done.get(row.number) in skip:
                         count("done_before")
                         continue
                     rendered = render(row)
                     if rendered.body is None:
-                        status = "skipped" if rendered.skipped else "invalid"
+                        status = rendered.status
                         self.journal.unsent(plan.import_id, row.number, status, rendered.detail, rendered.customer_ref)
                         count(status)
                         continue

@@ -33,9 +33,8 @@ class Progress:
         self.stream = stream
         self.tty = tty
         self.interval = interval
-        self.total: int | None = None
-        self.estimated = False
-        self.total_estimate: Callable[[], int | None] | None = None
+        # Rows in all inputs and whether that is exact (CSV counts are estimated until read).
+        self.total: Callable[[], tuple[int, bool]] | None = None
         self.counts: dict[str, int] = {}
         self.done = 0
         self._clock = clock
@@ -49,11 +48,11 @@ class Progress:
         elapsed = max(self._clock() - self._started, 1e-9)
         worked = self.done - self.counts.get("done_before", 0)
         rate = worked / elapsed
-        total = self.total_estimate() if self.total_estimate else self.total
+        total, exact = self.total() if self.total else (0, True)
         parts = []
         if total:
             pct = min(100.0, 100.0 * self.done / total)
-            approx = "~" if self.estimated else ""
+            approx = "" if exact else "~"
             parts.append(f"{self.done:,}/{approx}{total:,} rows ({pct:.0f}%)")
         else:
             parts.append(f"{self.done:,} rows")

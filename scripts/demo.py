@@ -32,58 +32,23 @@ def run(title: str, args: list[str], env: dict[str, str]) -> int:
     return code
 
 
+def import_args(sample: str, name: str) -> list[str]:
+    """``run`` on sample_data/SAMPLE with mappings/NAME.yaml; report and errors in .demo/."""
+    return ["run", f"sample_data/{sample}", "--mapping", f"mappings/{name}.yaml", "--state-dir", str(DEMO / "state"),
+            "--report", f".demo/{name}.report.csv", "--errors", f".demo/{name}.errors.csv"]  # fmt: skip
+
+
 def main() -> int:
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
     mock, url = start_mock()
     env = {**os.environ, "ECDP_API_KEY": KEY, "ECDP_BASE_URL": url}
-    state = ["--state-dir", str(DEMO / "state")]
     try:
         print(f"mock ECDP server on {url}")
         codes = [
-            run(
-                "purchases (CSV, customer events, hashed emails)",
-                [
-                    "run",
-                    "sample_data/orders.csv",
-                    "--mapping",
-                    "mappings/orders.yaml",
-                    *state,
-                    "--report",
-                    ".demo/orders.report.csv",
-                    "--errors",
-                    ".demo/orders.errors.csv",
-                ],
-                env,
-            ),
-            run(
-                "campaign triggers (Parquet, segments endpoint)",
-                [
-                    "run",
-                    "sample_data/campaigns.parquet",
-                    "--mapping",
-                    "mappings/campaigns.yaml",
-                    *state,
-                    "--report",
-                    ".demo/campaigns.report.csv",
-                    "--errors",
-                    ".demo/campaigns.errors.csv",
-                ],
-                env,
-            ),
-            run(
-                "the same purchases again: a rerun sends nothing",
-                [
-                    "run",
-                    "sample_data/orders.csv",
-                    "--mapping",
-                    "mappings/orders.yaml",
-                    *state,
-                    "--report",
-                    ".demo/orders.report.csv",
-                ],
-                env,
-            ),
+            run("purchases (CSV, customer events, hashed emails)", import_args("orders.csv", "orders"), env),
+            run("campaign triggers (Parquet, segments endpoint)", import_args("campaigns.parquet", "campaigns"), env),
+            run("the same purchases again: a rerun sends nothing", import_args("orders.csv", "orders"), env),
         ]
     finally:
         mock.terminate()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import CUSTOMER_MAPPING, cli_env, customers_csv, read_report, run_cli
+from tests.conftest import CUSTOMER_MAPPING, KEY, cli_env, customers_csv, read_report, run_cli
 
 
 @pytest.fixture
@@ -38,14 +39,15 @@ def test_missing_api_key(workdir: Path) -> None:
     fails_with(workdir, "cannot read --api-key-file nokey.txt", *RUN, "--api-key-file", "nokey.txt", env=env)
 
 
-def test_api_key_file_is_used(workdir: Path) -> None:
-    (workdir / "key.txt").write_text("from-file\n")
+def test_api_key_file_is_used(workdir: Path, mock: Any) -> None:
+    (workdir / "key.txt").write_text(KEY + "\n")  # the mock accepts only this key
     env = cli_env()
     del env["ECDP_API_KEY"]
-    # Nothing listens on port 9: the run fails its rows, but it got past the key check.
-    result = run_cli(*RUN, "--api-key-file", "key.txt", "--max-attempts", "1", cwd=workdir, env=env)
-    assert result.returncode == 1, result.stderr
-    assert [r["status"] for r in read_report(workdir / "in.report.csv")] == ["failed", "invalid", "failed"]
+    run = ("run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state")
+    result = run_cli(*run, "--api-key-file", "key.txt", cwd=workdir, env=env)
+    assert result.returncode == 1, result.stderr  # row 2 is invalid
+    assert [r["status"] for r in read_report(workdir / "in.report.csv")] == ["sent", "invalid", "sent"]
+    assert len(mock.received()) == 2
 
 
 def test_plain_http_refused_unless_loopback(workdir: Path) -> None:

@@ -208,3 +208,20 @@ def test_several_inputs_resume_independently(tmp_path: Path, mock_factory: Any) 
     assert [i["file"] for i in summary["inputs"]] == ["a.csv", "b.csv"]
     assert all(len(i["sha256"]) == 64 for i in summary["inputs"])
     assert summary["rows_this_run"] == 40
+
+
+def test_sigterm_on_a_file_larger_than_the_sample_still_reports_every_row(tmp_path: Path, mock_factory: Any) -> None:
+    # 3,000 rows do not fit the 64 KiB sample, so after the stop the rest is counted by reading.
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 3000)
+    assert (tmp_path / "in.csv").stat().st_size > 64 * 1024
+    mock = mock_factory("--latency-ms", "30")
+    proc = popen_cli(*args_for(mock, extra=("--concurrency", "4")), cwd=tmp_path)
+    wait_for(lambda: mock.stats()["requests"] >= 20)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stderr
+    report = read_report(tmp_path / "report.csv")
+    assert [int(r["row_number"]) for r in report] == list(range(1, 3001))
+    statuses = Counter(r["status"] for r in report)
+    assert statuses["sent"] == len(mock.received()) and statuses["not_attempted"] == 3000 - statuses["sent"]

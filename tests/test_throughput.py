@@ -71,7 +71,7 @@ def test_progress_bar_on_a_terminal_redraws_one_line() -> None:
     now = [0.0]
     stream = StringIO()
     progress = Progress(stream, tty=True, interval=1, clock=lambda: now[0])
-    progress.total = 1000
+    progress.total = lambda: (1000, True)
     for _ in range(250):
         progress.add("sent")
     progress.add("invalid")
