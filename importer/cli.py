@@ -37,20 +37,52 @@ EXIT_CONFIG = 2
 
 
 def _out(message: str = "") -> None:
-    print(message, flush=True)
+    """Print to stdout; a reader that went away (``| head -1``) ends output quietly."""
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:
+        # Further writes, including the interpreter's flush at exit, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _note(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(_redact(message), file=sys.stderr, flush=True)
 
 
 def _err(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    print(f"{PROG}: error: {_redact(message)}", file=sys.stderr, flush=True)
+
+
+_SECRETS: list[str] = []
+
+
+def _redact(message: str) -> str:
+    """Take out every value given to a key option (and the key itself), whatever
+    message carries it: argparse echoes arguments in its own errors."""
+    for secret in _SECRETS:
+        message = message.replace(secret, "***")
+    return message
+
+
+def _remember_secrets(argv: Sequence[str]) -> None:
+    """The values that follow, or are glued to, any option naming a key."""
+    key = os.environ.get("ECDP_API_KEY", "").strip()
+    found = [key] if len(key) >= 4 else []
+    for i, arg in enumerate(argv):
+        if not arg.startswith("--") or "key" not in arg.lower():
+            continue
+        _, eq, value = arg.partition("=")
+        if eq:
+            found.append(value)
+        elif i + 1 < len(argv):
+            found.append(argv[i + 1])
+    _SECRETS[:] = sorted({v for v in found if v}, key=len, reverse=True)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
+        usage = self.format_usage()
+        sys.stderr.write(_redact(usage))
         _err(message)
         raise SystemExit(EXIT_CONFIG)
 
@@ -113,6 +145,26 @@ def _add_csv_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
 
 
+def _add_min_age(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-age",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="refuse inputs modified less than SECONDS ago (a drop still being copied); default 0",
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Bulk-import CSV/Parquet rows into ExpertSender CDP as scenario custom events."
@@ -124,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="send rows to ECDP", description="Send rows to ECDP; rerunning the same command resumes."
     )
     _add_source_options(run)
+    _add_min_age(run)
     run.add_argument("--base-url", help="API root (default $ECDP_BASE_URL, else https://api.ecdp.app)")
     run.add_argument("--api-key-file", metavar="FILE", help="file holding the API key (default: $ECDP_API_KEY)")
     run.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
@@ -173,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every row and render its payload; nothing is sent.",
     )
     _add_source_options(val)
+    _add_min_age(val)
     val.add_argument(
         "--show", type=int, default=0, metavar="N", help="print N rendered payloads (emails/phones masked)"
     )
@@ -224,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _remember_secrets(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
@@ -259,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
-        source=SourceOptions(args.encoding, args.delimiter),
+        source=SourceOptions(args.encoding, args.delimiter, args.min_age),
         resend_unknown=args.resend_unknown,
         retry_rejected=args.retry_rejected,
         summary_json=args.summary_json,
@@ -282,9 +337,9 @@ def _validate(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         report=args.report,
         show=max(0, args.show),
-        source=SourceOptions(args.encoding, args.delimiter),
+        source=SourceOptions(args.encoding, args.delimiter, args.min_age),
     )
-    summary = validate(config)
+    summary = validate(config, notify=_note)
     for body in summary.samples:
         _out(orjson.dumps(mask_body(body)).decode())
     _print_summary(summary)
@@ -345,6 +400,7 @@ STOP_MESSAGES = {
     ),
     "sigint": "stopped by SIGINT after in-flight requests finished; rerun the same command to continue.",
     "sigterm": "stopped by SIGTERM after in-flight requests finished; rerun the same command to continue.",
+    "input": "stopped: an input changed while it was read; nothing beyond the bytes identified was sent.",
 }
 
 
@@ -362,7 +418,8 @@ def _print_summary(summary: Summary) -> None:
         _out(f"  requests {summary.requests:,}, retries {summary.retries:,}, throttled {summary.throttled:,}x")
     _out(f"report: {summary.report}")
     if summary.stop_reason:
-        print(f"{PROG}: {STOP_MESSAGES[summary.stop_reason]}", file=sys.stderr, flush=True)
+        message = STOP_MESSAGES.get(summary.stop_reason, "")
+        print(f"{PROG}: {summary.message or message}", file=sys.stderr, flush=True)
 
 
 def mask_body(body: dict[str, Any]) -> dict[str, Any]:

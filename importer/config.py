@@ -34,6 +34,7 @@ class Secret:
 class SourceOptions:
     encoding: str = "utf-8"
     delimiter: str | None = None
+    min_age: float = 0.0  # seconds since an input's last modification, else it is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +100,12 @@ def load_api_key(key_file: str | None) -> Secret:
         try:
             key = Path(key_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"cannot read --api-key-file {key_file}: {exc.strerror}") from exc
+            # The path is not echoed: a key pasted where the path belongs must not be shown.
+            raise ConfigError(f"cannot read the file given to --api-key-file: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError("the file given to --api-key-file is not UTF-8 text") from exc
         if not key:
-            raise ConfigError(f"--api-key-file {key_file} is empty")
+            raise ConfigError("the file given to --api-key-file is empty")
     else:
         key = os.environ.get("ECDP_API_KEY", "").strip()
         if not key:

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from importer.errors import ConversionError
+from importer.source import Unreadable
 
 TYPES = ("String", "Text", "Number", "Money", "Date", "DateTime", "Boolean", "URL")
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
@@ -25,12 +26,20 @@ _CENT = Decimal("0.01")
 _URL = re.compile(r"(?i:https?)://(?:[^\s\x00-\x1f/?#@]+@)?[^\s\x00-\x1f/?#@:]+(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+# A number's digits and exponent are bounded before anything costly: Decimal('1e1000000')
+# is cheap, but its integer or plain text would take minutes and megabytes.
+MAX_NUMBER_TEXT = 400
+MAX_EXPONENT = 100
 
 
 def to_text(value: Any) -> str:
     """Render any input value as text, integers without a spurious ``.0``."""
     if isinstance(value, str):
         return value
+    if isinstance(value, Unreadable):
+        raise value.fail()
+    if isinstance(value, list):
+        return ",".join(to_text(v) for v in value if v is not None)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -61,7 +70,9 @@ def to_decimal(value: Any, decimal: str = ".", thousands: str = "") -> Decimal:
             raise ConversionError("is not a finite number", value)
         result = Decimal(repr(value))
     else:
-        text = str(value).strip()
+        text = to_text(value).strip()
+        if len(text) > MAX_NUMBER_TEXT:
+            raise ConversionError(f"is not a number of at most {MAX_NUMBER_TEXT} characters", value)
         if thousands or decimal != ".":
             text = _unlocalise(text, decimal, thousands)
         if not _NUMBER_TEXT.fullmatch(text):
@@ -72,6 +83,8 @@ def to_decimal(value: Any, decimal: str = ".", thousands: str = "") -> Decimal:
             raise ConversionError("is not a number", value) from exc
     if not result.is_finite():
         raise ConversionError("is not a finite number", value)
+    if result and not -MAX_EXPONENT <= result.adjusted() <= MAX_EXPONENT:
+        raise ConversionError(f"is out of range (beyond 1e{MAX_EXPONENT} or 1e-{MAX_EXPONENT})", value)
     return result
 
 
@@ -99,9 +112,10 @@ def convert_number(value: Any, decimal: str = ".", thousands: str = "") -> str:
 
 def convert_money(value: Any, decimal: str = ".", thousands: str = "") -> str:
     try:
-        return format(to_decimal(value, decimal, thousands).quantize(_CENT, rounding=ROUND_HALF_UP), "f")
+        cents = to_decimal(value, decimal, thousands).quantize(_CENT, rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:  # more digits than the decimal context holds
         raise ConversionError("is too large for Money", value) from exc
+    return format(cents if cents else cents.copy_abs(), "f")  # -0.001 -> 0.00, not -0.00
 
 
 def convert_string(value: Any) -> str:
@@ -134,14 +148,15 @@ def convert_url(value: Any) -> str:
     return text
 
 
-EPOCH_S, EPOCH_MS, EXCEL = "epoch_s", "epoch_ms", "excel"
-SPECIAL_FORMATS = (EPOCH_S, EPOCH_MS, EXCEL)
+EXCEL = "excel"
+EPOCH_UNITS = {"epoch_s": 1, "epoch_ms": 10**3, "epoch_us": 10**6, "epoch_ns": 10**9}
+SPECIAL_FORMATS = (*EPOCH_UNITS, EXCEL)
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 
 
 def parse_datetime(value: Any, formats: str | tuple[str, ...] | None = None) -> datetime:
     """A datetime from a typed value or text, trying ``formats`` in order (strptime
-    patterns, or ``epoch_s``, ``epoch_ms``, ``excel`` serial days); ISO 8601 without."""
+    patterns, or ``epoch_s``/``_ms``/``_us``/``_ns``, ``excel`` serial days); ISO 8601 without."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):
@@ -151,19 +166,32 @@ def parse_datetime(value: Any, formats: str | tuple[str, ...] | None = None) -> 
     for fmt in formats or ("iso",):
         try:
             return _parse_one(value, fmt)
-        except (ValueError, OverflowError, ArithmeticError):
+        except (ValueError, OverflowError, ArithmeticError, OSError):
             continue
     expected = " or ".join(formats) if formats else "ISO 8601 (YYYY-MM-DD[THH:MM:SS][+zone])"
     raise ConversionError(f"does not match {'format ' if formats else ''}{expected}", value)
 
 
+def format_problem(fmt: str) -> str | None:
+    """Why ``fmt`` can never match a value (an unknown directive, a stray ``%``, no
+    directive at all), else None: a mapping is checked before anything is sent."""
+    if fmt in SPECIAL_FORMATS:
+        return None
+    if "%" not in fmt:
+        return f"is not a format: no % directive (a strptime pattern, or one of {', '.join(SPECIAL_FORMATS)})"
+    sample = datetime(2024, 12, 31, 23, 59, 58, tzinfo=UTC)
+    try:
+        datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"is not a usable strptime format ({exc})"
+    return None
+
+
 def _parse_one(value: Any, fmt: str) -> datetime:
     if fmt in SPECIAL_FORMATS:
+        if fmt in EPOCH_UNITS:
+            return datetime.fromtimestamp(float(to_decimal(value) / EPOCH_UNITS[fmt]), UTC)
         number = float(to_decimal(value))
-        if fmt == EPOCH_S:
-            return datetime.fromtimestamp(number, UTC)
-        if fmt == EPOCH_MS:
-            return datetime.fromtimestamp(number / 1000, UTC)
         if not 0 < number < 2958466:  # Excel's last day is 9999-12-31
             raise ValueError("not an Excel serial date")
         return _EXCEL_EPOCH + timedelta(days=number)
@@ -183,15 +211,40 @@ def convert_date(value: Any, formats: str | tuple[str, ...] | None = None, tz: t
             pass  # e.g. 2026-02-30: parse_datetime words the error
     moment = parse_datetime(value, formats)
     if moment.tzinfo is not None and tz is not None:
-        moment = moment.astimezone(tz)  # an epoch is a moment: its day is the mapping zone's
+        try:
+            moment = moment.astimezone(tz)  # an epoch is a moment: its day is the mapping zone's
+        except (OverflowError, ValueError) as exc:
+            raise ConversionError(f"is out of range in {tz}", value) from exc
     return moment.date().isoformat()
 
 
 def convert_datetime(value: Any, formats: str | tuple[str, ...] | None = None, tz: tzinfo = UTC) -> str:
     moment = parse_datetime(value, formats)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        if moment.tzinfo is None:
+            moment = localise(moment, tz, value)
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ConversionError("is out of range once converted to UTC (years 1000 to 9999)", value) from exc
+    if moment.year < 1000:
+        raise ConversionError("is out of range once converted to UTC (years 1000 to 9999)", value)
+    return (
+        f"{moment.year}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+    )
+
+
+def localise(moment: datetime, tz: tzinfo, value: Any = None) -> datetime:
+    """A naive wall-clock time read in ``tz``; a time the clock skips (daylight saving
+    starts) or passes twice (it ends) is refused rather than silently shifted."""
+    aware = moment.replace(tzinfo=tz)
+    if tz is UTC or aware.utcoffset() == aware.replace(fold=1).utcoffset():
+        return aware
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != moment:
+        raise ConversionError(f"does not exist in {tz} (the clock skips it when daylight saving time starts)", value)
+    raise ConversionError(
+        f"is ambiguous in {tz} (the clock passes it twice when daylight saving time ends); give its UTC offset",
+        value,
+    )
 
 
 Converter = Callable[..., str]

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from importer.convert import parse_datetime, to_text
+from importer.convert import format_problem, parse_datetime, to_text
 from importer.errors import ConversionError
+
+MAX_ECHO = 80
+
+
+def echo(value: Any) -> str:
+    """A value quoted for a mapping message, cut to MAX_ECHO characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
+
 
 TEXT_OPS = ("equals", "not_equals", "in", "not_in")
 TIME_OPS = ("after", "before")
@@ -66,7 +75,7 @@ def compile_filter(doc: Any, err: Callable[[str, str], None], tz: tzinfo) -> tup
             continue
         unknown = [k for k in item if k not in KEYS]
         for key in unknown:
-            err(f"{path}.{key}", f"unknown key {key!r} (expected one of {', '.join(KEYS)})")
+            err(f"{path}.{str(key)[:MAX_ECHO]}", f"unknown key {echo(key)} (expected one of {', '.join(KEYS)})")
         ops = [k for k in item if k in OPS]
         if len(ops) != 1:
             err(path, "needs exactly one of " + ", ".join(OPS))
@@ -82,25 +91,39 @@ def _condition(
 ) -> Condition | None:
     operand = item[op]
     fmt = item.get("format")
-    formats = (fmt,) if isinstance(fmt, str) else tuple(fmt or ())
+    formats = (fmt,) if isinstance(fmt, str) else fmt if isinstance(fmt, list) else ()
+    if fmt is not None and (not formats or not all(isinstance(f, str) for f in formats)):
+        err(f"{path}.format", "is a strptime format, or a list of them tried in order")
+        return None
+    for f in formats:
+        if problem := format_problem(f):
+            err(f"{path}.format", f"{echo(f)} {problem}")
+            return None
     if op in ("in", "not_in"):
-        if not isinstance(operand, list) or not operand:
+        if not isinstance(operand, list) or not operand or not all(_scalar(v) for v in operand):
             err(f"{path}.{op}", "must be a list of values")
             return None
-        return Condition(item["column"], op, frozenset(to_text(v) for v in operand))
+        return Condition(item["column"], op, frozenset(to_text(v) for v in operand), tuple(formats))
+    if op != "not_empty" and not _scalar(operand):
+        err(f"{path}.{op}", f"must be one value, got {echo(operand)}")
+        return None
     if op in TIME_OPS:
         try:
             bound = parse_datetime(to_text(operand))
         except ConversionError:
-            err(f"{path}.{op}", f"must be an ISO date or date-time like 2024-01-01, got {operand!r}")
+            err(f"{path}.{op}", f"must be an ISO date or date-time like 2024-01-01, got {echo(operand)}")
             return None
-        return Condition(item["column"], op, bound if bound.tzinfo else bound.replace(tzinfo=tz), formats)
+        return Condition(item["column"], op, bound if bound.tzinfo else bound.replace(tzinfo=tz), tuple(formats))
     if op == "not_empty":
-        if operand is not True:
+        if operand not in (True, "true", "True", "TRUE"):
             err(f"{path}.not_empty", "must be true")
             return None
         return Condition(item["column"], op, None)
     return Condition(item["column"], op, to_text(operand))
+
+
+def _scalar(value: Any) -> bool:
+    return (isinstance(value, (str, int, float)) and not isinstance(value, bool)) or value is True or value is False
 
 
 def skip_reason(conditions: tuple[Condition, ...], values: dict[str, Any], tz: tzinfo) -> str | None:

@@ -6,6 +6,7 @@ Messages raised here never contain the raw email or phone: they end up in report
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from decimal import Decimal
 from typing import Any
@@ -19,9 +20,12 @@ EMAIL_MAX = 320
 PHONE_MAX = 20
 CRM_ID_MAX = 128
 _HEX = {32: re.compile(r"[0-9a-fA-F]{32}"), 64: re.compile(r"[0-9a-fA-F]{64}")}
-_INTEGER = re.compile(r"[+]?\d+")
-# local@domain with a dot inside the domain; no whitespace, exactly one '@'.
-_EMAIL = re.compile(r"[^@\s]+@\.*[^@\s.]+(?:\.+[^@\s.]+)+\.*")
+_INTEGER = re.compile(r"[+]?[0-9]{1,19}")
+# local@domain: no whitespace, control or delimiter characters (a 'mailto:' prefix, a
+# display name, a list); the domain's labels are separated by single dots.
+_ATOM = r"[^@\s\x00-\x1f\x7f\"(),:;<>\[\]\\]"
+_EMAIL = re.compile(rf"{_ATOM}+@(?:[^@\s\x00-\x1f\x7f\"(),:;<>\[\]\\./]+\.)+[^@\s\x00-\x1f\x7f\"(),:;<>\[\]\\./]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPACE = re.compile(r"\s")
 _INT64_MAX = 2**63 - 1
 
@@ -34,6 +38,10 @@ def normalise_email(value: Any) -> str:
             raise ConversionError("not a valid email address (needs exactly one '@')")
         if _SPACE.search(email):
             raise ConversionError("not a valid email address (contains whitespace)")
+        if _CONTROL.search(email):
+            raise ConversionError("not a valid email address (contains control characters)")
+        if email.startswith("mailto:"):
+            raise ConversionError("not a valid email address (remove the 'mailto:' prefix)")
         raise ConversionError("not a valid email address")
     if len(email) > EMAIL_MAX:
         raise ConversionError(f"email longer than {EMAIL_MAX} characters")
@@ -82,12 +90,15 @@ def to_customer_id(value: Any) -> int:
         raise ConversionError("customer id must be an integer")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, (float, Decimal)) and value == int(value):
+    elif isinstance(value, (float, Decimal)):
+        finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+        if not finite or value != int(value):
+            raise ConversionError("customer id must be an integer")
         number = int(value)
     else:
         text = to_text(value).strip()
         if not _INTEGER.fullmatch(text):
-            raise ConversionError("is not an integer customer id", text)
+            raise ConversionError("is not an integer customer id", text if len(text) <= 40 else text[:40])
         number = int(text)
     if not 0 <= number <= _INT64_MAX:
         raise ConversionError("customer id out of range")

@@ -13,17 +13,19 @@ Format (see README "Mapping reference")::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
+import phonenumbers
 import yaml
 
-from importer.convert import TYPES
+from importer.convert import TYPES, format_problem
 from importer.errors import MappingError
-from importer.filters import Condition, compile_filter
+from importer.filters import MAX_ECHO, Condition, compile_filter, echo
 
 INT32_MAX = 2**31 - 1
 TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields", "filter")
@@ -36,6 +38,73 @@ DATE_TYPES = ("Date", "DateTime")
 NUMBER_TYPES = ("Number", "Money")
 THOUSANDS_MARKS = ".,' \u00a0\u202f"
 ENDPOINTS = {"customer": "/scenariocustomevents", "segments": "/scenariocustomevents/withsegments"}
+MAX_NODES = 10_000  # a mapping is a few hundred nodes; more is an alias bomb
+MAX_DEPTH = 20
+_INT = re.compile(r"\+?[0-9]{1,10}")
+_TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as the user wrote it: plain scalars stay text (PyYAML's YAML 1.1 reads
+    ``NO`` as false, ``0123`` as 83 and ``1.10`` as 1.1); the checker converts each key
+    explicitly. Only ``null``/``~``/empty and the ``<<`` merge key are recognised, and a
+    key given twice is an error."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {}
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain word, not a list or mapping", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {echo(key)}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+def parse_yaml(text: str, source: str = "mapping") -> Any:
+    """Parse a mapping document: every plain scalar is a string (or None for null)."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise MappingError(f"{source}: not valid YAML{where}: {problem}") from exc
+    except RecursionError as exc:
+        raise MappingError(f"{source}: nested too deeply to be a mapping") from exc
+    _check_size(doc, source)
+    return doc
+
+
+def _check_size(doc: Any, source: str) -> None:
+    """Refuse a document whose aliases expand past MAX_NODES, or nested past MAX_DEPTH,
+    before any message could echo the expanded value."""
+    stack = [(doc, 0)]
+    nodes = 0
+    while stack:
+        obj, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise MappingError(f"{source}: too large once its aliases are expanded (over {MAX_NODES:,} values)")
+        if depth > MAX_DEPTH:
+            raise MappingError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for pair in obj.items() for v in pair)
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +189,7 @@ def load_mapping(path: str) -> Mapping:
         raise MappingError(f"mapping file not found: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"cannot read mapping file {path}: {exc}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise MappingError(f"{path}: not valid YAML{where}: {problem}") from exc
-    return compile_mapping(doc, source=path)
+    return compile_mapping(parse_yaml(text, path), source=path)
 
 
 def compile_mapping(doc: Any, source: str = "mapping") -> Mapping:
@@ -141,7 +203,12 @@ def compile_mapping(doc: Any, source: str = "mapping") -> Mapping:
 
 
 class _Checker:
-    """Walks the document once, collecting ``path: problem`` messages."""
+    """Walks the document once, collecting ``path: problem`` messages.
+
+    Scalars arrive as text (see ``_Loader``) or, from Python callers, as their own types;
+    each key converts its value explicitly, and a list or mapping where a scalar belongs
+    is a problem, never a repr sent to the API.
+    """
 
     def __init__(self) -> None:
         self.errors: list[str] = []
@@ -152,17 +219,35 @@ class _Checker:
     def unknown_keys(self, path: str, obj: dict[str, Any], allowed: tuple[str, ...]) -> None:
         for key in obj:
             if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                self.err(where, f"unknown key {key!r} (expected one of {', '.join(allowed)})")
+                name = str(key)[:MAX_ECHO]
+                where = f"{path}.{name}" if path else name
+                self.err(where, f"unknown key {echo(key)} (expected one of {', '.join(allowed)})")
+
+    def text(self, path: str, value: Any, what: str = "a word or number") -> str | None:
+        """A scalar as the text the user wrote; None (with a problem) for anything else."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        self.err(path, f"must be {what}, got {echo(value)}")
+        return None
+
+    def integer(self, path: str, value: Any, what: str = "a positive 32-bit integer") -> int | None:
+        if isinstance(value, str) and _INT.fullmatch(value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT32_MAX:
+            self.err(path, f"must be {what}, got {echo(value)}")
+            return None
+        return value
 
     def mapping(self, doc: Any, source: str) -> Mapping | None:
         if not isinstance(doc, dict):
             self.err("mapping", "must be a YAML mapping of keys (endpoint, custom_event_id, ...)")
             return None
         self.unknown_keys("", doc, TOP_KEYS)
-        endpoint = doc.get("endpoint", "customer")
-        if endpoint not in ENDPOINTS:
-            self.err("endpoint", f"unknown endpoint {endpoint!r} (expected customer or segments)")
+        endpoint = self.text("endpoint", doc.get("endpoint", "customer"), "customer or segments")
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            self.err("endpoint", f"unknown endpoint {echo(endpoint)} (expected customer or segments)")
         event_id, event_col = self.event_id(doc.get("custom_event_id"))
         identifiers: tuple[Identifier, ...] = ()
         segments: tuple[int, ...] | None = None
@@ -192,6 +277,8 @@ class _Checker:
 
     def column_ref(self, path: str, obj: dict[str, Any]) -> str | None:
         col = obj.get("column")
+        if isinstance(col, (int, float)) and not isinstance(col, bool):
+            col = str(col)
         if not isinstance(col, str) or not col:
             self.err(path, "needs 'column: NAME'")
             return None
@@ -201,23 +288,21 @@ class _Checker:
         if isinstance(value, dict):
             self.unknown_keys("custom_event_id", value, ("column",))
             return None, self.column_ref("custom_event_id", value)
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
         if value is None:
             self.err("custom_event_id", "is required (an integer, or {column: NAME})")
-        elif isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT32_MAX:
-            self.err("custom_event_id", f"must be a positive 32-bit integer, got {value!r}")
-        else:
-            return value, None
-        return None, None
+            return None, None
+        return self.integer("custom_event_id", value), None
 
     def timezone(self, name: Any, path: str = "timezone") -> tzinfo:
         if name is None:
             return UTC
+        key = self.text(path, name, "a time zone name")
+        if key is None:
+            return UTC
         try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            self.err(path, f"unknown time zone {name!r} (e.g. Europe/Warsaw, UTC)")
+            return ZoneInfo(key)
+        except Exception:  # not found, a directory, too long, not a normalised path
+            self.err(path, f"unknown time zone {echo(key)} (e.g. Europe/Warsaw, UTC)")
             return UTC
 
     def customer(self, section: Any) -> tuple[Identifier, ...]:
@@ -237,8 +322,8 @@ class _Checker:
 
     def identifier(self, key: str, spec: Any, email_col: Any) -> Identifier | None:
         path = f"customer.{key}"
-        if isinstance(spec, str) and spec:
-            return Identifier(key, key, spec)
+        if isinstance(spec, (str, int)) and not isinstance(spec, bool) and str(spec):
+            return Identifier(key, key, str(spec))
         if not isinstance(spec, dict):
             self.err(path, "must be a column name or {column: NAME, ...}")
             return None
@@ -260,35 +345,34 @@ class _Checker:
             return Identifier(key, f"{key}_of", source, required)
         col = self.column_ref(path, spec)
         region = spec.get("default_region")
-        if region is not None and (not isinstance(region, str) or len(region) != 2):
-            self.err(f"{path}.default_region", f"must be a two-letter region code like PL, got {region!r}")
-            region = None
+        if region is not None:
+            region = self.text(f"{path}.default_region", region, "a two-letter region code like PL")
+            if region is not None and region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+                self.err(f"{path}.default_region", f"must be a two-letter region code like PL, got {echo(region)}")
+                region = None
         if col is None:
             return None
         return Identifier(key, key, col, required, region.upper() if region else None)
 
     def flag(self, path: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            self.err(path, f"must be true or false, got {value!r}")
+        if value in _TRUE or value is True:
+            return True
+        if value in _FALSE or value is False:
             return False
-        return value
+        self.err(path, f"must be true or false, got {echo(value)}")
+        return False
 
     def segments(self, value: Any) -> tuple[tuple[int, ...] | None, str | None]:
         if isinstance(value, dict):
             self.unknown_keys("segments", value, ("column",))
             return None, self.column_ref("segments", value)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list) or not value:
             self.err("segments", "needs a list of segment ids, or {column: NAME}")
             return None, None
-        ids = []
-        for i, item in enumerate(value):
-            if isinstance(item, bool) or not isinstance(item, int) or not 0 < item <= INT32_MAX:
-                self.err(f"segments[{i}]", f"must be a positive 32-bit integer, got {item!r}")
-            else:
-                ids.append(item)
-        return tuple(ids), None
+        ids = [self.integer(f"segments[{i}]", item) for i, item in enumerate(value)]
+        return tuple(i for i in ids if i is not None), None
 
     def data_fields(self, value: Any) -> tuple[DataField, ...]:
         if value is None:
@@ -299,7 +383,7 @@ class _Checker:
         fields = [self.data_field(f"data_fields[{i}]", item) for i, item in enumerate(value)]
         names = [f.name for f in fields if f]
         for name in sorted({n for n in names if names.count(n) > 1}):
-            self.err("data_fields", f"field name {name!r} appears more than once")
+            self.err("data_fields", f"field name {echo(name)} appears more than once")
         return tuple(f for f in fields if f)
 
     def data_field(self, path: str, item: Any) -> DataField | None:
@@ -307,22 +391,43 @@ class _Checker:
             self.err(path, "must be {name, type, column | value}")
             return None
         self.unknown_keys(path, item, FIELD_KEYS)
-        name, ftype = item.get("name"), item.get("type")
         errors_before = len(self.errors)
-        if not isinstance(name, str) or not name:
+        name = self.text(f"{path}.name", item.get("name"), "the field's name") if "name" in item else None
+        if not name:
             self.err(f"{path}.name", "is required")
-        if ftype not in TYPES:
-            shown = "is required" if ftype is None else f"unknown type {ftype!r}"
+        ftype = item.get("type")
+        if not isinstance(ftype, str) or ftype not in TYPES:
+            shown = "is required" if ftype is None else f"unknown type {echo(ftype)}"
             self.err(f"{path}.type", f"{shown} (expected one of {', '.join(TYPES)})")
+        value = None
         if ("column" in item) == ("value" in item):
             self.err(path, "needs exactly one of 'column' or 'value'")
-        elif "column" in item and not (isinstance(item["column"], str) and item["column"]):
-            self.err(f"{path}.column", "must be a column name")
+        elif "column" in item:
+            self.column_ref(f"{path}.column", item)
+        elif item["value"] is None:
+            self.err(f"{path}.value", "is empty (null); quote it ('null') to send the word, or remove the field")
+        else:
+            value = self.text(f"{path}.value", item["value"], "one value (a word, number or date)")
         required = self.flag(f"{path}.required", item.get("required", False))
         options = self.field_options(path, item, ftype)
-        if len(self.errors) > errors_before or not isinstance(name, str) or not isinstance(ftype, str):
+        if len(self.errors) > errors_before or not name or not isinstance(ftype, str):
             return None
-        return DataField(name, ftype, item.get("column"), item.get("value"), required, **options)
+        column = None if "value" in item else str(item["column"])
+        return DataField(name, ftype, column, value, required, **options)
+
+    def formats(self, path: str, fmt: Any) -> tuple[str, ...] | None:
+        formats = [fmt] if isinstance(fmt, str) else fmt
+        hint = (
+            "is a strptime format, or a list of them tried in order (also epoch_s, epoch_ms, epoch_us, epoch_ns, excel)"
+        )
+        if not isinstance(formats, list) or not formats or not all(isinstance(f, str) and f for f in formats):
+            self.err(path, hint)
+            return None
+        for f in formats:
+            problem = format_problem(f)
+            if problem:
+                self.err(path, f"{echo(f)} {problem}")
+        return tuple(formats)
 
     def field_options(self, path: str, item: dict[str, Any], ftype: Any) -> dict[str, Any]:
         """The type-specific options of a data field, each checked against its type."""
@@ -335,22 +440,16 @@ class _Checker:
             if key in item and ftype not in types:
                 self.err(f"{path}.{key}", f"applies to {' and '.join(types)} fields only")
         if "format" in item:
-            fmt = item["format"]
-            formats = [fmt] if isinstance(fmt, str) else fmt
-            if not isinstance(formats, list) or not formats or not all(isinstance(f, str) and f for f in formats):
-                self.err(
-                    f"{path}.format",
-                    "is a strptime format, or a list of them tried in order (also epoch_s, epoch_ms, excel)",
-                )
-            else:
-                options["formats"] = tuple(formats)
+            formats = self.formats(f"{path}.format", item["format"])
+            if formats:
+                options["formats"] = formats
         if "timezone" in item:
             options["tz"] = self.timezone(item["timezone"], f"{path}.timezone")
         decimal = item.get("decimal", ".")
         if decimal not in (".", ","):
-            self.err(f"{path}.decimal", f"must be '.' or ',', got {decimal!r}")
-        else:
-            options["decimal"] = decimal
+            self.err(f"{path}.decimal", f"must be '.' or ',', got {echo(decimal)}")
+            decimal = "."
+        options["decimal"] = decimal
         thousands = item.get("thousands", ". \u00a0\u202f" if decimal == "," else "")
         if not isinstance(thousands, str) or any(c not in THOUSANDS_MARKS for c in thousands) or decimal in thousands:
             self.err(f"{path}.thousands", f"must be marks among {THOUSANDS_MARKS!r} other than the decimal mark")
@@ -359,8 +458,9 @@ class _Checker:
         for key in ("true_values", "false_values"):
             if key in item:
                 words = item[key]
-                if not isinstance(words, list) or not words:
+                texts = [self.text(f"{path}.{key}", w) for w in words] if isinstance(words, list) else []
+                if not texts:
                     self.err(f"{path}.{key}", "must be a list of words")
-                else:
-                    options[key] = tuple(str(w).strip().lower() for w in words)
+                elif None not in texts:
+                    options[key] = tuple(str(w).strip().lower() for w in texts)
         return options

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from importer.convert import CONVERTERS, boolean_words, convert_boolean, convert_date, convert_datetime
+from importer.convert import CONVERTERS, boolean_words, convert_boolean, convert_date, convert_datetime, to_text
 from importer.errors import ConversionError, MappingError, shown
 from importer.filters import FilterValueError, skip_reason
 from importer.identity import (
@@ -36,6 +36,7 @@ BODY_KEYS = {
     "crm_id": "customerCrmId",
 }
 _SEGMENT_SPLIT = re.compile(r"[,;|]")
+_ID = re.compile(r"\+?[0-9]{1,10}")  # ASCII digits: '²' and '①' pass isdigit() but are no ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +76,10 @@ class Rendered:
 
 
 def _positive_int32(value: Any, what: str) -> int:
-    text = str(value).strip()
     if isinstance(value, float) and value.is_integer():
-        text = str(int(value))
-    if not text.isdigit() or not 0 < int(text) <= INT32_MAX:
+        value = int(value)
+    text = to_text(value).strip()
+    if not _ID.fullmatch(text) or not 0 < int(text) <= INT32_MAX:
         raise ConversionError(f"is not a valid {what}", value)
     return int(text)
 

@@ -10,13 +10,14 @@ import signal
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from importer.config import RunConfig, ValidateConfig, default_report
-from importer.errors import ConfigError
-from importer.journal import Journal, fingerprint
+from importer.errors import ConfigError, InputError
+from importer.journal import Journal
 from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
 from importer.preview import ProblemSummary
@@ -24,6 +25,8 @@ from importer.progress import Progress, duration
 from importer.report import (
     ErrorsWriter,
     ReportLine,
+    check_outputs,
+    is_report,
     merged_columns,
     report_format,
     status_counts,
@@ -43,7 +46,9 @@ EXIT_FOR_STOP = {
     StopReason.BREAKER: 3,
     StopReason.SIGINT: 130,
     StopReason.SIGTERM: 143,
+    StopReason.INPUT: 2,
 }
+Notify = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class Summary:
     stop_reason: str | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    message: str = ""  # why the run stopped, when a stop has a message of its own
 
     @property
     def rows_per_s(self) -> float:
@@ -94,23 +100,47 @@ class Summary:
         }
 
 
-def _prepare(config: RunConfig | ValidateConfig) -> tuple[PayloadBuilder, list[Source], str]:
+def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple[PayloadBuilder, list[Source], str]:
     """Load and compile the mapping, open every input (checking the mapping's columns
-    against each) and settle the report path: every check before anything is sent."""
+    against each, and its age against ``--min-age``), and settle and check the output
+    paths: every check before anything is sent."""
     builder = PayloadBuilder(load_mapping(config.mapping))
-    sources = [open_source(name, config.source.encoding, config.source.delimiter) for name in config.inputs]
-    for source in sources:
+    sources = []
+    for name in config.inputs:
+        source = open_source(name, config.source.encoding, config.source.delimiter)
+        if is_report(source.columns):
+            # Last night's default report sits beside the drops: `run drops/*.csv` matches it.
+            if notify:
+                notify(f"skipping {name}: it is a report written by ecdp-import, not an input")
+            continue
+        _check_age(source, config.source.min_age)
         builder.mapping.check_columns(source.name, source.columns)
-    report = config.report or default_report(config.inputs[0])
+        sources.append(source)
+    if not sources:
+        raise InputError("no input left to import: every input given is an ecdp-import report")
+    report = config.report or default_report(sources[0].name)
     report_format(report)
+    outputs = {"--report": report}
+    if isinstance(config, RunConfig):
+        outputs.update({k: v for k, v in (("--errors", config.errors), ("--summary-json", config.summary_json)) if v})
+    check_outputs(outputs, [Path(config.mapping), *(s.path for s in sources)])
     return builder, sources, report
 
 
-def validate(config: ValidateConfig) -> Summary:
+def _check_age(source: Source, min_age: float) -> None:
+    age = time.time() - source.stamp.mtime_ns / 1e9
+    if min_age and age < min_age:
+        raise InputError(
+            f"{source.name} was modified {max(age, 0):.0f} s ago, less than --min-age {min_age:g}: "
+            "it may still be being written; it is left for a later run"
+        )
+
+
+def validate(config: ValidateConfig, notify: Notify | None = None) -> Summary:
     """Render every row without sending; the report says ``valid``, ``invalid`` or
     ``skipped``, and the summary groups the problems for a preview."""
     started = time.monotonic()
-    builder, sources, report = _prepare(config)
+    builder, sources, report = _prepare(config, notify)
     samples: list[dict[str, Any]] = []
     problems = ProblemSummary()
 
@@ -155,7 +185,7 @@ def run_import(
     ``notify`` receives the plan line before sending; ``progress`` counts rows as they end.
     """
     started = time.monotonic()
-    builder, sources, report = _prepare(config)
+    builder, sources, report = _prepare(config, notify)
     journal = Journal(config.state_dir)
     try:
         plans = _plan(journal, sources, config.new_import)
@@ -186,6 +216,7 @@ def run_import(
         retries=sender.retries,
         throttled=sender.gate.decreases,
         stop_reason=sender.stop_reason.value if sender.stop_reason else None,
+        message=str(run.input_error or ""),
     )
     if config.summary_json:
         write_json(config.summary_json, summary.as_json())
@@ -232,12 +263,14 @@ def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Pla
     plans: list[Plan] = []
     seen: dict[str, str] = {}
     for source in sources:
-        content = fingerprint(source.path)
+        content = source.scan()  # the whole file once: its hash, its rows, its structure
         if content in seen:
             raise ConfigError(f"{source.name} has the same content as {seen[content]}; pass it once")
         seen[content] = source.name
-        size = source.path.stat().st_size
-        plans.append(Plan(source, journal.resolve_import(source.path, content, size, new_import), content, size))
+        size = source.stamp.size
+        import_id = journal.resolve_import(source.path, content, size, new_import)
+        journal.set_total(import_id, source.estimate_rows())  # exact after the scan
+        plans.append(Plan(source, import_id, content, size))
     return plans
 
 
@@ -252,6 +285,7 @@ class _Run:
         self.plans = plans
         self.journal = journal
         self.progress = progress
+        self.input_error: InputError | None = None
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
@@ -300,6 +334,16 @@ class _Run:
 
     async def produce(self, sender: Sender, queue: asyncio.Queue[Job | None]) -> None:
         """Feed the sender the rows that still need sending; after a stop, only count rows."""
+        try:
+            await self._produce(sender, queue)
+        except InputError as exc:  # the input changed under us: stop like a signal
+            self.input_error = exc
+            sender.stop(StopReason.INPUT)
+        finally:
+            for _ in range(sender.concurrency):
+                await queue.put(None)
+
+    async def _produce(self, sender: Sender, queue: asyncio.Queue[Job | None]) -> None:
         skip = {"sent", "inflight"}
         if not self.config.retry_rejected:
             skip.add("rejected")
@@ -307,34 +351,24 @@ class _Run:
             skip.add("unknown")
         count = self.progress.add if self.progress else (lambda status: None)
         render = self.builder.render
-        try:
-            for plan in self.plans:
-                done = self.journal.statuses(plan.import_id)
-                total = 0
-                for row in plan.source.rows():
-                    total = row.number
-                    if total % 1024 == 0:
-                        await asyncio.sleep(0)
-                    if sender.stopped:
-                        if plan.source.total_rows is not None:
-                            total = plan.source.total_rows  # known: no need to read on to count
-                            break
-                        continue
-                    if done.get(row.number) in skip:
-                        count("done_before")
-                        continue
-                    rendered = render(row)
-                    if rendered.body is None:
-                        status = rendered.status
-                        self.journal.unsent(plan.import_id, row.number, status, rendered.detail, rendered.customer_ref)
-                        count(status)
-                        continue
-                    job = Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref)
-                    await queue.put(job)
-                self.journal.set_total(plan.import_id, total)
-        finally:
-            for _ in range(sender.concurrency):
-                await queue.put(None)
+        for plan in self.plans:
+            done = self.journal.statuses(plan.import_id)
+            for row in plan.source.rows():
+                if row.number % 1024 == 0:
+                    await asyncio.sleep(0)
+                if sender.stopped:
+                    break  # the scan counted the rows: nothing to read on for
+                if done.get(row.number) in skip:
+                    count("done_before")
+                    continue
+                rendered = render(row)
+                if rendered.body is None:
+                    status = rendered.status
+                    self.journal.unsent(plan.import_id, row.number, status, rendered.detail, rendered.customer_ref)
+                    count(status)
+                    continue
+                job = Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref)
+                await queue.put(job)
 
 
 def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:

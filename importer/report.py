@@ -7,6 +7,7 @@ The report has one line per input row; its format follows the file extension
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,7 +17,7 @@ import orjson
 
 from importer.convert import to_text
 from importer.errors import ConfigError
-from importer.source import Row
+from importer.source import Row, Unreadable
 
 PARQUET_CHUNK = 50_000
 
@@ -44,19 +45,57 @@ def report_format(path: str) -> str:
 
 
 def write_report(path: str, lines: Iterable[ReportLine]) -> None:
-    """Write every line to ``path`` in the format its extension names."""
+    """Write every line to ``path`` in the format its extension names. The file is
+    written beside its target and renamed over it: a run that fails part-way leaves the
+    previous report, never half of a new one."""
     fmt = report_format(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        _write_parquet(target, lines)
-        return
-    with target.open("w", encoding="utf-8", newline="") as fh:
-        if fmt == "csv":
-            _write_csv(fh, lines)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        if fmt == "parquet":
+            _write_parquet(partial, lines)
         else:
-            for line in lines:
-                fh.write(orjson.dumps(_as_dict(line)).decode() + "\n")
+            with partial.open("w", encoding="utf-8", newline="") as fh:
+                if fmt == "csv":
+                    _write_csv(fh, lines)
+                else:
+                    for line in lines:
+                        fh.write(orjson.dumps(_as_dict(line)).decode() + "\n")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def is_report(columns: list[str]) -> bool:
+    """Whether a CSV's header is that of a report this tool wrote (not an input)."""
+    return tuple(columns) == COLUMNS
+
+
+def check_outputs(outputs: dict[str, str], inputs: Iterable[Path]) -> None:
+    """Every output path is writable and is none of the inputs nor another output,
+    checked before anything is sent (a report must never overwrite its input)."""
+    taken: dict[str, str] = {os.path.realpath(p): f"input {p}" for p in inputs}
+    for label, path in outputs.items():
+        real = os.path.realpath(path)
+        if real in taken:
+            raise ConfigError(f"{label} {path} is also the {taken[real]}; it would be overwritten: choose another path")
+        taken[real] = f"{label} path"
+        _check_writable(label, Path(path))
+
+
+def _check_writable(label: str, target: Path) -> None:
+    if target.is_dir():
+        raise ConfigError(f"{label} {target} is a directory; give a file path")
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{label} {target}: cannot write there ({exc.strerror or exc})") from exc
+    if not existed:
+        target.unlink(missing_ok=True)
 
 
 def _as_tuple(line: ReportLine) -> tuple[Any, ...]:
@@ -123,6 +162,8 @@ class ErrorsWriter:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, Unreadable):
+        return value.text
     # Undecodable bytes were kept as surrogates; write them as '?' so the file is UTF-8.
     return to_text(value).encode("utf-8", "replace").decode("utf-8")
 

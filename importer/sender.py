@@ -49,6 +49,7 @@ class StopReason(enum.Enum):
     BREAKER = "breaker"
     SIGINT = "sigint"
     SIGTERM = "sigterm"
+    INPUT = "input"  # an input changed while it was read
 
 
 class Hooks(Protocol):

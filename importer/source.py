@@ -3,6 +3,13 @@
 CSV values stay text (no type guessing: ``00123`` stays ``00123``); Parquet values keep
 their real types (int stays int, decimal stays exact, timestamps keep their zone). Empty
 cells and nulls become ``None``. Nothing here holds more than one batch of rows.
+
+A source reads exactly the bytes it saw when it was opened (its ``stamp``): rows
+appended to a file that is still being written are never read, and a change of size or
+modification time while reading stops with "input changed while reading". ``scan``
+reads the whole input once before anything is sent: it hashes the content (the
+import's identity), counts the rows and refuses a file whose structure is broken (a
+quote never closed, a damaged gzip stream, corrupt Parquet pages).
 """
 
 from __future__ import annotations
@@ -10,22 +17,29 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import hashlib
 import io
+import itertools
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from importer.errors import InputError
+from importer.errors import ConversionError, InputError
 
 DELIMITERS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 64 * 1024
 PARQUET_BATCH_ROWS = 8192
+STAMP_EVERY = 4096  # records between checks that the file is unchanged
 _SURROGATE = re.compile("[\udc80-\udcff]")
-
-# The csv module refuses fields over 128 KiB by default; real exports carry long texts.
-csv.field_size_limit(64 * 1024 * 1024)
+# Chained after the last line: it ends up inside a field only when a quote is still open.
+_EOF = "\ue000ecdp-import:end-of-input\ue000"
+_BOM_ENCODINGS = {
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,42 @@ class Row:
     error: str | None = None
 
 
+class Unreadable:
+    """A Parquet value that has no faithful Python form (a timestamp past year 9999,
+    bytes that are not UTF-8): converting it makes its row invalid, never the run fail.
+
+    Attributes:
+        problem: why it cannot be used (``timestamp out of range``).
+        text: the value as the file holds it, for ``--errors``.
+    """
+
+    __slots__ = ("problem", "text")
+
+    def __init__(self, problem: str, text: str) -> None:
+        self.problem = problem
+        self.text = text
+
+    def fail(self) -> ConversionError:
+        return ConversionError(self.problem, self.text)
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.problem!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """What identifies the bytes a run reads: their size and modification time."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> Stamp:
+        st = path.stat()
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 class Source:
     """An input file: its columns and a stream of its rows."""
 
@@ -50,6 +100,7 @@ class Source:
     name: str
     columns: list[str]
     total_rows: int | None
+    stamp: Stamp
 
     def rows(self) -> Iterator[Row]:
         raise NotImplementedError
@@ -57,6 +108,20 @@ class Source:
     def estimate_rows(self) -> int:
         """Best current guess of the number of rows (exact for Parquet)."""
         raise NotImplementedError
+
+    def scan(self) -> str:
+        """Read the whole input once: return its SHA-256, set ``total_rows``, and raise
+        InputError if its structure is broken. Nothing is sent before this returns."""
+        raise NotImplementedError
+
+    def check_unchanged(self) -> None:
+        """Raise InputError if the file's size or modification time moved since open."""
+        try:
+            now = Stamp.of(self.path)
+        except OSError as exc:
+            raise InputError(f"{self.name}: input changed while reading: it is gone ({exc.strerror})") from exc
+        if now != self.stamp:
+            raise InputError(f"{self.name}: input changed while reading: is it still being written?")
 
 
 def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None) -> Source:
@@ -67,31 +132,73 @@ def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None
     if not path.is_file():
         raise InputError(f"input is not a file: {name}")
     try:
+        stamp = Stamp.of(path)
         with path.open("rb") as fh:
             magic = fh.read(4)
     except OSError as exc:
         raise InputError(f"cannot read input {name}: {exc.strerror}") from exc
     if path.suffix.lower() in (".parquet", ".pq") or magic == b"PAR1":
-        return ParquetSource(path, name)
-    return CsvSource(path, name, encoding, delimiter, gzipped=magic[:2] == b"\x1f\x8b")
+        return ParquetSource(path, name, stamp)
+    return CsvSource(path, name, encoding, delimiter, stamp, gzipped=magic[:2] == b"\x1f\x8b")
 
 
-def _python_encoding(encoding: str) -> str:
+def text_encoding(encoding: str) -> str:
+    """The Python codec for ``--encoding``: text encodings only (not base64, rot13, zlib)."""
     try:
-        canonical = codecs.lookup(encoding).name
-    except LookupError as exc:
-        raise InputError(f"unknown encoding: {encoding}") from exc
-    return "utf-8-sig" if canonical == "utf-8" else canonical
+        info = codecs.lookup(encoding)
+    except (LookupError, ValueError) as exc:
+        raise InputError(f"unknown encoding: {encoding!r}") from exc
+    if not getattr(info, "_is_text_encoding", True):
+        raise InputError(f"--encoding {encoding!r} is not a text encoding (e.g. utf-8, cp1250, latin-1)")
+    return "utf-8-sig" if info.name == "utf-8" else info.name
+
+
+class _Bounded(io.RawIOBase):
+    """The first ``size`` bytes of a file, hashed as they are read."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self._fh = path.open("rb")
+        self._left = size
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)[: self._left]
+        n = self._fh.readinto(view) or 0
+        self.digest.update(view[:n])
+        self._left -= n
+        return n
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _damaged(name: str, exc: BaseException) -> InputError:
+    detail = str(exc) or type(exc).__name__
+    return InputError(f"{name}: damaged gzip file ({detail}); nothing was sent")
 
 
 class CsvSource(Source):
     """A delimited text file; the delimiter is sniffed unless given."""
 
-    def __init__(self, path: Path, name: str, encoding: str, delimiter: str | None, gzipped: bool = False) -> None:
+    def __init__(
+        self, path: Path, name: str, encoding: str, delimiter: str | None, stamp: Stamp, gzipped: bool = False
+    ) -> None:
         self.path = path
         self.name = name
+        self.stamp = stamp
         self.total_rows = None
-        self.encoding = _python_encoding(encoding)
+        self.encoding = text_encoding(encoding)
         self._gzipped = gzipped
         sample, whole, consumed = self._read_sample(encoding)
         if delimiter is not None:
@@ -100,22 +207,24 @@ class CsvSource(Source):
             if len(delimiter) != 1:
                 raise InputError(f"--delimiter must be one character, got {delimiter!r}")
         self.delimiter = delimiter or sniff_delimiter(sample)
-        header = next(csv.reader(io.StringIO(sample), delimiter=self.delimiter), None)
+        try:
+            header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=self.delimiter), None)
+        except csv.Error as exc:
+            raise InputError(f"{name}: line 1: broken header ({exc})") from exc
         if not header:
             raise InputError(f"{name}: no header row (empty file?)")
         self.columns = _header_names([h.strip().lstrip("\ufeff").strip() for h in header])
-        self._size = path.stat().st_size
-        self._sample_estimate = _estimate_from_sample(sample, self.delimiter, self._size / max(consumed, 1))
+        self._sample_estimate = _estimate_from_sample(sample, self.delimiter, stamp.size / max(consumed, 1))
         if whole:
             self.total_rows = self._sample_estimate  # the sample is the whole file
         self._rows_seen = 0
-        self._raw: Any = None
+        self._raw: _Bounded | None = None
 
-    def _open_bytes(self) -> tuple[BinaryIO, BinaryIO]:
-        """The byte stream to decode, and the file under it (whose position says how far
-        a gzipped file has been read)."""
-        raw = self.path.open("rb")
-        stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if self._gzipped else raw
+    def _open_bytes(self) -> tuple[BinaryIO, _Bounded]:
+        """The byte stream to decode, and the bounded file under it (whose position says
+        how far a gzipped file has been read, and whose digest is the content's hash)."""
+        raw = _Bounded(self.path, self.stamp.size)
+        stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if self._gzipped else cast(BinaryIO, raw)
         return stream, raw
 
     def _read_sample(self, encoding: str) -> tuple[str, bool, int]:
@@ -124,12 +233,20 @@ class CsvSource(Source):
         try:
             head = stream.read(SAMPLE_BYTES)
             consumed = raw.tell()
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{self.name}: cannot read ({exc})") from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise (
+                _damaged(self.name, exc) if self._gzipped else InputError(f"{self.name}: cannot read ({exc})")
+            ) from exc
         finally:
             stream.close()
             raw.close()
         whole = len(head) < SAMPLE_BYTES
+        boms = _BOM_ENCODINGS.get(self.encoding)
+        if boms and not head.startswith(boms):
+            raise InputError(
+                f"{self.name}: {encoding} text must start with a byte-order mark; "
+                f"pass --encoding {self.encoding}-le or {self.encoding}-be"
+            )
         decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
         try:
             return decoder.decode(head, final=whole), whole, consumed
@@ -138,6 +255,8 @@ class CsvSource(Source):
                 f"{self.name}: cannot decode as {encoding} (byte 0x{head[exc.start]:02x} at "
                 f"offset {exc.start}); pass the file's encoding with --encoding, e.g. --encoding cp1250"
             ) from exc
+        except (UnicodeError, ValueError) as exc:
+            raise InputError(f"{self.name}: cannot decode as {encoding} ({exc}); check --encoding") from exc
 
     def estimate_rows(self) -> int:
         """Rows seen so far scaled by the share of bytes read, or the sample's guess."""
@@ -145,24 +264,59 @@ class CsvSource(Source):
             return self.total_rows
         position = self._raw.tell() if self._raw is not None and not self._raw.closed else 0
         if self._rows_seen and position:
-            return max(self._rows_seen, round(self._rows_seen * self._size / position))
+            return max(self._rows_seen, round(self._rows_seen * self.stamp.size / position))
         return self._sample_estimate
 
+    def _records(self) -> Iterator[list[str]]:
+        """Every data record (header and blank lines left out), checking the structure:
+        a csv error or a quote still open at the end names the line its record starts on."""
+        stream, raw = self._open_bytes()
+        self._raw = raw
+        with raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
+            reader = csv.reader(itertools.chain(fh, (_EOF,)), delimiter=self.delimiter)
+            line = 0
+            try:
+                next(reader, None)
+                line = reader.line_num
+                for count, record in enumerate(reader):
+                    if record and record[-1].endswith(_EOF):
+                        if record == [_EOF]:
+                            break
+                        raise InputError(
+                            f"{self.name}: line {line + 1}: a quoted field opened in the record starting "
+                            "here is never closed (an unclosed quote); fix the file, nothing was sent"
+                        )
+                    line = reader.line_num
+                    if count % STAMP_EVERY == 0:
+                        self.check_unchanged()
+                    if not _blank(record):
+                        yield record
+            except csv.Error as exc:
+                raise InputError(
+                    f"{self.name}: line {line + 1}: broken CSV record ({exc}); "
+                    "a quote left open makes one field swallow the lines after it"
+                ) from exc
+            except (OSError, EOFError, zlib.error) as exc:
+                raise (
+                    _damaged(self.name, exc) if self._gzipped else InputError(f"{self.name}: cannot read ({exc})")
+                ) from exc
+            raw.drain()
+        self.check_unchanged()
+
     def rows(self) -> Iterator[Row]:
-        stream, self._raw = self._open_bytes()
-        with self._raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
-            reader = csv.reader(fh, delimiter=self.delimiter)
-            next(reader, None)
-            columns = self.columns
-            width = len(columns)
-            number = 0
-            for record in reader:
-                if _blank(record):
-                    continue
-                number += 1
-                self._rows_seen = number
-                yield _csv_row(number, record, columns, width)
-            self.total_rows = number
+        columns = self.columns
+        width = len(columns)
+        number = 0
+        for record in self._records():
+            number += 1
+            self._rows_seen = number
+            yield _csv_row(number, record, columns, width)
+        self.total_rows = number
+
+    def scan(self) -> str:
+        self.total_rows = sum(1 for _ in self._records())
+        assert self._raw is not None
+        return self._raw.digest.hexdigest()
 
 
 def _blank(record: list[str]) -> bool:
@@ -201,10 +355,21 @@ def _csv_row(number: int, record: list[str], columns: list[str], width: int) -> 
     return Row(number, values, error)
 
 
+def _sample_records(sample: str, delimiter: str) -> list[list[str]]:
+    """The complete records of a sample; a record the sample cuts short is left out."""
+    out: list[list[str]] = []
+    try:
+        for record in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter):
+            out.append(record)
+    except csv.Error:
+        pass  # the sample may end inside a long quoted field; the full scan words errors
+    return out
+
+
 def _estimate_from_sample(sample: str, delimiter: str, scale: float) -> int:
     """Rows in the file: the records in the first block times the file's size over the
     bytes that block took."""
-    records = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if not _blank(r)]
+    records = [r for r in _sample_records(sample, delimiter) if not _blank(r)]
     rows = max(0, len(records) - 1)
     return max(rows, round(rows * scale))
 
@@ -221,7 +386,7 @@ def sniff_delimiter(sample: str) -> str:
     text = "".join(lines[:50])
     best, best_score = ",", (-1, -1.0, -1)
     for delim in DELIMITERS:
-        records = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if r]
+        records = [r for r in _sample_records(text, delim) if r]
         if not records:
             continue
         width = len(records[0])
@@ -236,11 +401,12 @@ def sniff_delimiter(sample: str) -> str:
 class ParquetSource(Source):
     """A Parquet file, read batch by batch with exact Python types."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, stamp: Stamp) -> None:
         import pyarrow.parquet as pq
 
         self.path = path
         self.name = name
+        self.stamp = stamp
         try:
             self._file = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several types for a bad file
@@ -251,25 +417,83 @@ class ParquetSource(Source):
     def estimate_rows(self) -> int:
         return int(self.total_rows or 0)
 
+    def _batches(self) -> Iterator[Any]:
+        try:
+            for count, batch in enumerate(self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS)):
+                if count % 16 == 0:
+                    self.check_unchanged()
+                yield batch
+        except InputError:
+            raise
+        except Exception as exc:  # corrupt pages raise OSError, ArrowInvalid and others
+            raise InputError(f"{self.name}: damaged Parquet file ({exc}); nothing was sent") from exc
+        self.check_unchanged()
+
     def rows(self) -> Iterator[Row]:
         number = 0
-        for batch in self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            for values in _to_python(batch):
+        for batch in self._batches():
+            for values in to_python(batch):
                 number += 1
                 yield Row(number, values)
 
+    def scan(self) -> str:
+        with _Bounded(self.path, self.stamp.size) as raw:
+            raw.drain()
+        for _ in self._batches():
+            pass
+        return raw.digest.hexdigest()
 
-def _to_python(batch: Any) -> list[dict[str, Any]]:
-    """Convert a record batch to dicts; nanosecond timestamps go to microseconds first,
-    since Python's datetime cannot hold them (DateTime is sent at second precision)."""
+
+def to_python(batch: Any) -> list[dict[str, Any]]:
+    """Convert a record batch to dicts, column by column, keeping each value exact:
+    nanosecond timestamps go to microseconds (DateTime is sent at second precision),
+    binary becomes UTF-8 text, float32 its shortest decimal at float32 width, and a value
+    Python cannot hold becomes ``Unreadable`` (its row is invalid, the run goes on)."""
+    names = batch.schema.names
+    columns = [_column_values(field, column) for field, column in zip(batch.schema, batch.columns, strict=True)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _column_values(field: Any, column: Any) -> list[Any]:
     import pyarrow as pa
 
-    columns = []
-    for field, column in zip(batch.schema, batch.columns, strict=True):
-        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
-            column = column.cast(pa.timestamp("us", field.type.tz), safe=False)
-        elif pa.types.is_dictionary(field.type):
-            column = column.dictionary_decode()
-        columns.append(column)
-    rows: list[dict[str, Any]] = pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
-    return rows
+    kind = field.type
+    if pa.types.is_dictionary(kind):
+        column = column.dictionary_decode()
+        kind = column.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        column = column.cast(pa.timestamp("us", kind.tz), safe=False)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return [_utf8(v) for v in column.to_pylist()]
+    if pa.types.is_float32(kind) or pa.types.is_float16(kind):
+        from decimal import Decimal
+
+        return [None if v is None else Decimal(v) for v in column.cast(pa.string()).to_pylist()]
+    try:
+        values: list[Any] = column.to_pylist()
+    except (ValueError, OverflowError, ArithmeticError):
+        values = _one_by_one(column)
+    return values
+
+
+def _utf8(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return Unreadable("is binary data that is not UTF-8 text", value[:40].decode("utf-8", "replace"))
+
+
+def _one_by_one(column: Any) -> list[Any]:
+    """A column some of whose values do not fit Python's types (dates past 9999)."""
+    import pyarrow as pa
+
+    texts = column.cast(pa.string()).to_pylist()
+    out: list[Any] = []
+    for i, text in enumerate(texts):
+        try:
+            out.append(column[i].as_py())
+        except (ValueError, OverflowError, ArithmeticError):
+            out.append(Unreadable("is out of range (years 1 to 9999)", text))
+    return out

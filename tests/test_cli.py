@@ -36,7 +36,14 @@ def test_missing_api_key(workdir: Path) -> None:
     env = cli_env()
     del env["ECDP_API_KEY"]
     fails_with(workdir, "no API key: set ECDP_API_KEY or pass --api-key-file FILE", *RUN, env=env)
-    fails_with(workdir, "cannot read --api-key-file nokey.txt", *RUN, "--api-key-file", "nokey.txt", env=env)
+    fails_with(
+        workdir,
+        "cannot read the file given to --api-key-file: No such file",
+        *RUN,
+        "--api-key-file",
+        "nokey.txt",
+        env=env,
+    )
 
 
 def test_api_key_file_is_used(workdir: Path, mock: Any) -> None:
