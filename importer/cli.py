@@ -69,9 +69,15 @@ def _remember_secrets(argv: Sequence[str]) -> None:
     key = os.environ.get("ECDP_API_KEY", "").strip()
     found = [key] if len(key) >= 4 else []
     for i, arg in enumerate(argv):
-        if not arg.startswith("--") or "key" not in arg.lower():
+        option, eq, value = arg.partition("=")
+        option = option.lower()
+        # --api-key-file and every abbreviation argparse would take for a key option
+        if (
+            len(option) < 5
+            or not option.startswith("--")
+            or not ("key" in option or "--api-key-file".startswith(option))
+        ):
             continue
-        _, eq, value = arg.partition("=")
         if eq:
             found.append(value)
         elif i + 1 < len(argv):

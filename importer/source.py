@@ -486,10 +486,16 @@ def _utf8(value: bytes | None) -> Any:
 
 
 def _one_by_one(column: Any) -> list[Any]:
-    """A column some of whose values do not fit Python's types (dates past 9999)."""
+    """A column some of whose values do not fit Python's types (dates past 9999, text
+    that is not UTF-8 in a damaged file): each such value becomes ``Unreadable``."""
     import pyarrow as pa
 
-    texts = column.cast(pa.string()).to_pylist()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return [_utf8(v) for v in column.cast(pa.large_binary()).to_pylist()]
+    try:
+        texts = column.cast(pa.string()).to_pylist()
+    except (pa.ArrowException, ValueError):
+        texts = ["?"] * len(column)
     out: list[Any] = []
     for i, text in enumerate(texts):
         try:
