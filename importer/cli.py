@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,17 +26,22 @@ from importer.config import (
     SourceOptions,
     ValidateConfig,
     check_base_url,
+    default_state_dir,
     load_api_key,
 )
-from importer.errors import ConfigError, ImporterError
+from importer.errors import ConfigError, ImporterError, JournalFault
 from importer.mockserver import MockOptions, serve
-from importer.pipeline import STATUS_ORDER, Summary, run_import, validate
+from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
+from importer.sender import StopReason, StopToken
 from importer.source import open_source
 
 PROG = "ecdp-import"
 EXIT_CONFIG = 2
+EXIT_ABORTED = 3
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug, not the input; distinct from 1 ("some rows not sent")
+SIGNALS = ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM))
 
 
 def _out(message: str = "") -> None:
@@ -188,7 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
     run.add_argument("--errors", metavar="FILE", help="write the invalid/rejected source rows here (CSV)")
     run.add_argument(
-        "--state-dir", default=".ecdp-import", metavar="DIR", help="journal directory (default .ecdp-import)"
+        "--state-dir",
+        metavar="DIR",
+        help="journal directory (default $ECDP_IMPORT_STATE_DIR, else $XDG_STATE_HOME/ecdp-import, "
+        "else ~/.local/state/ecdp-import; an existing ./.ecdp-import is still used)",
+    )
+    run.add_argument(
+        "--ca-bundle",
+        metavar="FILE",
+        help="CA certificates (PEM) to trust for the API (default $REQUESTS_CA_BUNDLE, "
+        "else $SSL_CERT_FILE, else the system's)",
+    )
+    run.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync each journal commit: faster, but a host crash (not a killed process) may resend rows",
     )
     run.add_argument(
         "--concurrency", type=_positive_int, default=8, metavar="N", help="most requests in flight (default 8)"
@@ -297,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_CONFIG
+    except JournalFault as exc:
+        _err(str(exc))
+        return EXIT_ABORTED
     except KeyboardInterrupt:
         # Only before or after sending: while sending, SIGINT drains in-flight requests.
         _err("interrupted")
@@ -304,10 +329,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImporterError as exc:
         _err(str(exc))
         return 1
+    except Exception as exc:  # a bug: say so in one line, keep the traceback in a log
+        log = _log_internal_error(args)
+        _err(
+            f"internal error (a bug in ecdp-import, not in your input): {type(exc).__name__}: {exc}; traceback in {log}"
+        )
+        return EXIT_SOFTWARE
+
+
+def _log_internal_error(args: argparse.Namespace) -> str:
+    """Append the traceback (secrets taken out) to errors.log in the state directory."""
+    text = f"--- {datetime.now(UTC).isoformat(timespec='seconds')} {PROG} {args.command}\n{traceback.format_exc()}"
+    folder = getattr(args, "state_dir", None) or default_state_dir()[0]
+    try:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "errors.log")
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(_redact(text))
+        return path
+    except OSError:
+        sys.stderr.write(_redact(text))
+        return "the output above"
 
 
 def _run(args: argparse.Namespace) -> int:
     base_url = check_base_url(args.base_url or os.environ.get("ECDP_BASE_URL") or DEFAULT_BASE_URL)
+    state_dir, notice = (args.state_dir, None) if args.state_dir else default_state_dir()
+    if notice:
+        _note(notice)
     config = RunConfig(
         inputs=tuple(args.inputs),
         mapping=args.mapping,
@@ -315,7 +364,7 @@ def _run(args: argparse.Namespace) -> int:
         base_url=base_url,
         report=args.report,
         errors=args.errors,
-        state_dir=args.state_dir,
+        state_dir=state_dir,
         concurrency=args.concurrency,
         rate_limit=args.rate_limit,
         max_attempts=args.max_attempts,
@@ -327,14 +376,35 @@ def _run(args: argparse.Namespace) -> int:
         new_import=args.new_import,
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
+        durable=not args.no_fsync,
+        ca_bundle=args.ca_bundle,
     )
     progress = None
     if not args.no_progress:
         tty = sys.stderr.isatty()
         progress = Progress(sys.stderr, tty, args.progress_interval or (0.5 if tty else 10.0))
-    summary = run_import(config, progress=progress, notify=_note)
+    summary = run_async(_run_with_signals(config, progress))
     _print_summary(summary)
     return summary.exit_code
+
+
+async def _run_with_signals(config: RunConfig, progress: Progress | None) -> Summary:
+    """The library run, with SIGINT/SIGTERM turned into a drain-and-stop: the CLI owns
+    the signals; the library only offers a stop token."""
+    token = StopToken()
+    loop = asyncio.get_running_loop()
+    for signum, reason in SIGNALS:
+        loop.add_signal_handler(signum, token.stop, reason)
+    try:
+        return await arun_import(config, progress=progress, notify=_note, stop=token)
+    finally:
+        for signum, _ in SIGNALS:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -407,6 +477,9 @@ STOP_MESSAGES = {
     "sigint": "stopped by SIGINT after in-flight requests finished; rerun the same command to continue.",
     "sigterm": "stopped by SIGTERM after in-flight requests finished; rerun the same command to continue.",
     "input": "stopped: an input changed while it was read; nothing beyond the bytes identified was sent.",
+    "state": "aborted: the state directory cannot record any more; nothing more was sent.",
+    "tls": "stopped: the API's TLS certificate is not trusted; pass --ca-bundle FILE for a corporate CA.",
+    "caller": "stopped by the caller after in-flight requests finished.",
 }
 
 

@@ -54,7 +54,7 @@ class RunConfig:
     base_url: str = DEFAULT_BASE_URL
     report: str | None = None
     errors: str | None = None
-    state_dir: str = ".ecdp-import"
+    state_dir: str = field(default_factory=lambda: default_state_dir()[0])
     concurrency: int = 8
     rate_limit: float | None = None
     max_attempts: int = 5
@@ -66,6 +66,33 @@ class RunConfig:
     new_import: bool = False
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    durable: bool = True  # in-flight marks fsynced: they survive a host crash, not only a kill
+    ca_bundle: str | None = None
+
+
+LEGACY_STATE_DIR = ".ecdp-import"
+
+
+def default_state_dir() -> tuple[str, str | None]:
+    """The state directory when ``--state-dir`` is not given, and a notice when it is the
+    legacy one. A stable per-user place: the same cron job started from another working
+    directory must find the same journal, or it would send everything again.
+
+    Order: ``$ECDP_IMPORT_STATE_DIR``; an existing ``.ecdp-import`` in the working
+    directory (where version 0.1 kept it); ``$XDG_STATE_HOME/ecdp-import``;
+    ``~/.local/state/ecdp-import``.
+    """
+    explicit = os.environ.get("ECDP_IMPORT_STATE_DIR")
+    if explicit:
+        return explicit, None
+    xdg = os.environ.get("XDG_STATE_HOME")
+    stable = Path(xdg) / "ecdp-import" if xdg else Path.home() / ".local" / "state" / "ecdp-import"
+    if (Path(LEGACY_STATE_DIR) / "journal.sqlite3").exists():
+        return LEGACY_STATE_DIR, (
+            f"using the state directory {LEGACY_STATE_DIR} found in the working directory "
+            f"(the default is now {stable}; pass --state-dir to choose)"
+        )
+    return str(stable), None
 
 
 def default_report(first_input: str) -> str:

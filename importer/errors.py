@@ -3,10 +3,13 @@
 ImporterError
 ├── ConfigError            stop before sending anything (exit 2)
 │   ├── MappingError       the YAML mapping is wrong, or names a column the input lacks
-│   ├── InputError         an input file is missing, unreadable or undecodable
-│   └── StateError         the journal refuses: locked, or an unfinished import changed
+│   ├── InputError         an input file is missing, unreadable, undecodable or broken
+│   └── StateError         the journal refuses: locked, untrusted, or an unfinished import changed
+├── JournalFault           the journal cannot record any more (disk full, deleted): abort (exit 3)
 ├── ConversionError        one value of one row does not convert: the row is invalid
-└── TransportError         one request failed without an HTTP answer: retry it
+└── TransportError         one request failed without an HTTP answer: retry it (unless ``fatal``)
+
+Anything else that escapes is a bug: the CLI exits 70 and logs the traceback.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ class StateError(ConfigError):
     """The journal in the state directory refuses this run."""
 
 
+class JournalFault(ImporterError):
+    """The state directory stopped accepting writes mid-run (disk full, journal deleted):
+    nothing more may be sent, since nothing more could be recorded."""
+
+
 class ConversionError(ImporterError):
     """A value that is present does not convert to its API type.
 
@@ -63,9 +71,11 @@ class TransportError(ImporterError):
     """A request got no HTTP answer (connection refused or lost, timeout).
 
     Attributes:
-        kind: ``connect``, ``timeout`` or ``disconnected``.
+        kind: ``connect``, ``timeout``, ``disconnected`` or ``certificate``.
+        fatal: retrying cannot help (the API's TLS certificate is not trusted): stop the run.
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, fatal: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        self.fatal = fatal

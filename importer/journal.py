@@ -2,19 +2,29 @@
 
 An import is a file's content (its SHA-256); a row is (import, row number). A row is
 marked ``inflight`` *durably* before its request leaves and gets its outcome right
-after. Writes are group-committed once per event-loop turn: every ``started`` awaits the
-commit that holds it, so after ``kill -9`` only rows actually in flight are uncertain;
-those read back as ``unknown``. One process at a time holds the state directory's lock.
+after; a row waiting out a backoff is ``failed`` again until its next attempt. Writes
+are group-committed once per event-loop turn: every ``started`` awaits the commit that
+holds it, so after ``kill -9`` only rows actually in flight are uncertain; those read
+back as ``unknown``. One process at a time holds the state directory's lock.
+
+The journal is where exactly-once lives, so it is trusted only when it is provably the
+one this state directory has been writing: a marker file (``state-id``) holds the
+directory's id and whether the last run closed cleanly, and the database holds the same
+id. An empty, missing, swapped or damaged journal, or a write-ahead log deleted after a
+crash, refuses the run before anything is sent; a journal deleted or a disk filled
+while a run goes on stops it (``JournalFault``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
-import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -22,10 +32,13 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from importer.errors import StateError
+import orjson
+
+from importer.errors import JournalFault, StateError
 from importer.sender import Job, Outcome
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS imports (
     id INTEGER PRIMARY KEY,
     path TEXT NOT NULL,
@@ -35,6 +48,11 @@ CREATE TABLE IF NOT EXISTS imports (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS imports_path ON imports(path);
+CREATE TABLE IF NOT EXISTS import_paths (
+    path TEXT NOT NULL,
+    import_id INTEGER NOT NULL,
+    PRIMARY KEY (path, import_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rows (
     import_id INTEGER NOT NULL,
     row_number INTEGER NOT NULL,
@@ -46,6 +64,7 @@ CREATE TABLE IF NOT EXISTS rows (
     customer_ref TEXT,
     PRIMARY KEY (import_id, row_number)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rows_inflight ON rows(status) WHERE status = 'inflight';
 """
 _START = (
     "INSERT INTO rows (import_id, row_number, status, attempts, customer_ref) "
@@ -62,6 +81,9 @@ _UNSENT = (
     "customer_ref = excluded.customer_ref"
 )
 DONE = ("sent", "invalid", "rejected", "skipped")
+DB_NAME = "journal.sqlite3"
+MARKER_NAME = "state-id"
+WATCH_EVERY = 1.0  # seconds between checks that the journal file is still ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,57 +118,160 @@ class RowStatuses:
         return self.NAMES[self._codes[row_number]]
 
 
-def fingerprint(path: Path) -> str:
-    """SHA-256 of the file's content: the identity of an import."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _fault(exc: object) -> JournalFault:
+    return JournalFault(f"state directory: {exc}; stopped sending (rows on the wire will read back as unknown)")
 
 
 class Journal:
-    """The state directory: a lock file and an SQLite database."""
+    """The state directory: a lock file, an identity marker and an SQLite database.
 
-    def __init__(self, state_dir: str) -> None:
+    Args:
+        state_dir: the directory (created if missing).
+        durable: commit with ``synchronous=FULL``, so that an in-flight mark survives a
+            host crash or power loss, not only a killed process.
+    """
+
+    def __init__(self, state_dir: str, durable: bool = True) -> None:
         self.dir = Path(state_dir)
+        self.path = self.dir / DB_NAME
+        self._marker = self.dir / MARKER_NAME
+        self.on_fault: Callable[[JournalFault], None] | None = None
+        self.fault: JournalFault | None = None
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self._next_watch = 0.0
+        self._lock = self._take_lock(state_dir)
+        try:
+            self.db = self._open(durable)
+        except sqlite3.DatabaseError as exc:
+            self._lock.close()
+            if "full" in str(exc):
+                raise _fault(exc) from exc
+            raise StateError(self._untrusted(f"the journal {self.path} is damaged ({exc})")) from exc
+        except OSError as exc:
+            self._lock.close()
+            raise _fault(exc.strerror or exc) from exc
+        except StateError:
+            self._lock.close()
+            raise
+
+    def _take_lock(self, state_dir: str) -> Any:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._lock = open(self.dir / "lock", "w")  # noqa: SIM115 - held for the run
+            lock = open(self.dir / "lock", "w")  # noqa: SIM115 - held for the run
         except OSError as exc:
             raise StateError(f"cannot use state directory {state_dir}: {exc.strerror}") from exc
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            self._lock.close()
+            lock.close()
             raise StateError(
                 f"another ecdp-import run is using the state directory {state_dir}; "
                 "wait for it to finish (two runs at once could send rows twice)"
             ) from exc
-        self.db = sqlite3.connect(self.dir / "journal.sqlite3", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        # Rows in flight when an earlier process died may or may not have been applied.
-        self.db.execute("UPDATE rows SET status = 'unknown' WHERE status = 'inflight'")
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._scheduled = False
+        return lock
+
+    def _untrusted(self, what: str) -> str:
+        return (
+            f"{what}. It cannot be trusted to say which rows were sent, so nothing was sent. "
+            "Restore the state directory from a backup; or, accepting that rows sent before may be "
+            "sent again, move it away and rerun"
+        )
+
+    def _read_marker(self) -> dict[str, Any] | None:
+        try:
+            doc = orjson.loads(self._marker.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise StateError(self._untrusted(f"the state marker {self._marker} is unreadable ({exc})")) from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            raise StateError(self._untrusted(f"the state marker {self._marker} is damaged"))
+        return doc
+
+    def _write_marker(self, state_id: str, clean: bool) -> None:
+        partial = self._marker.with_name(MARKER_NAME + ".partial")
+        with partial.open("wb") as fh:
+            fh.write(orjson.dumps({"id": state_id, "clean": clean}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(partial, self._marker)
+
+    def _open(self, durable: bool) -> sqlite3.Connection:
+        marker = self._read_marker()
+        if self.path.is_dir():
+            raise StateError(self._untrusted(f"the journal path {self.path} is a directory"))
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size == 0 and (marker is not None or self.path.exists()):
+            raise StateError(
+                self._untrusted(f"the journal {self.path} is missing or empty, but this state directory has been used")
+            )
+        wal = self.path.with_name(DB_NAME + "-wal")
+        if marker is not None and not marker.get("clean", True) and not wal.exists():
+            raise StateError(
+                self._untrusted(f"the journal's write-ahead log {wal} is missing after a run that did not finish")
+            )
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            db.executescript(SCHEMA)
+            self._adopt_paths(db)
+            state_id = self._identify(db, marker)
+            # Rows in flight when an earlier process died may or may not have been applied.
+            db.execute("UPDATE rows SET status = 'unknown' WHERE status = 'inflight'")
+            self._write_marker(state_id, clean=False)
+        except BaseException:
+            db.close()
+            raise
+        self._state_id = state_id
+        self._ino = self.path.stat().st_ino
+        return db
+
+    def _identify(self, db: sqlite3.Connection, marker: dict[str, Any] | None) -> str:
+        """The state directory's id, the same in the marker and the database."""
+        found = db.execute("SELECT value FROM meta WHERE key = 'state_id'").fetchone()
+        if found is None:
+            if marker is not None:
+                raise StateError(self._untrusted(f"the journal {self.path} is not the one this state directory wrote"))
+            state_id = uuid.uuid4().hex  # a new directory, or one from before the marker existed
+            db.execute("INSERT INTO meta (key, value) VALUES ('state_id', ?)", (state_id,))
+            return state_id
+        if marker is not None and marker["id"] != found[0]:
+            raise StateError(self._untrusted(f"the journal {self.path} belongs to another state directory"))
+        return str(found[0])
+
+    @staticmethod
+    def _adopt_paths(db: sqlite3.Connection) -> None:
+        """Journals from before ``import_paths`` knew one path per import."""
+        db.execute("INSERT OR IGNORE INTO import_paths (path, import_id) SELECT path, id FROM imports")
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
-        self._lock.close()
+        try:
+            if self.fault is None:
+                self.flush()
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.close()
+            if self.fault is None:
+                self._write_marker(self._state_id, clean=True)
+        except (sqlite3.Error, OSError):
+            pass  # the marker stays "unclean" and the log stays: the next run recovers from it
+        finally:
+            self._lock.close()
 
     def resolve_import(self, path: Path, content: str, size: int, new_import: bool) -> int:
-        """The import id for this content: resumed if known, else new, unless the path's
-        previous import is unfinished (a possibly edited copy of a half-sent file)."""
+        """The import id for this content: resumed if known, else new, unless one of the
+        path's earlier imports is unfinished (a possibly edited copy of a half-sent file).
+        Every path an import was read from stays attached to it."""
         real = os.path.realpath(path)
         found = self.db.execute("SELECT id FROM imports WHERE fingerprint = ?", (content,)).fetchone()
         if found:
-            self.db.execute("UPDATE imports SET path = ? WHERE id = ?", (real, found[0]))
+            self.db.execute("INSERT OR IGNORE INTO import_paths (path, import_id) VALUES (?, ?)", (real, found[0]))
             return int(found[0])
-        prev = self.db.execute("SELECT id FROM imports WHERE path = ? ORDER BY id DESC LIMIT 1", (real,)).fetchone()
+        prev = self.db.execute(
+            "SELECT import_id FROM import_paths WHERE path = ? ORDER BY import_id DESC LIMIT 1", (real,)
+        ).fetchone()
         if prev and not new_import and not self.is_finished(prev[0]):
             raise StateError(
                 f"{path}: its content changed since an earlier import of this path that is "
@@ -159,7 +284,9 @@ class Journal:
             "INSERT INTO imports (path, fingerprint, size, created_at) VALUES (?, ?, ?, ?)",
             (real, content, size, now),
         )
-        return int(cur.lastrowid or 0)
+        import_id = int(cur.lastrowid or 0)
+        self.db.execute("INSERT INTO import_paths (path, import_id) VALUES (?, ?)", (real, import_id))
+        return import_id
 
     def is_finished(self, import_id: int) -> bool:
         total = self.total_rows(import_id)
@@ -192,13 +319,18 @@ class Journal:
         return found
 
     async def started(self, job: Job) -> None:
-        """Mark the row in flight and wait until that is committed."""
+        """Mark the row in flight and wait until that is committed; raise JournalFault
+        if it cannot be (the request must not leave then)."""
+        if self.fault is not None:
+            raise self.fault
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         self._add(_START, (job.key[0], job.key[1], job.ref))
         await future
 
     def finished(self, job: Job, outcome: Outcome) -> None:
+        """Record a row's outcome; also used for a row that waits out a backoff
+        (``failed`` until its next attempt), so a crash then leaves it to be resent."""
         self._add(
             _FINISH,
             (outcome.status, outcome.http_status, outcome.substatus, outcome.detail, *job.key),
@@ -209,6 +341,8 @@ class Journal:
         self._add(_UNSENT, (import_id, row_number, status, detail, ref))
 
     def _add(self, sql: str, params: tuple[Any, ...]) -> None:
+        if self.fault is not None:
+            return  # nothing more can be recorded; the run is stopping
         self._pending.append((sql, params))
         if not self._scheduled:
             try:
@@ -218,19 +352,61 @@ class Journal:
                 pass
 
     def flush(self) -> None:
-        """Commit every pending write in one transaction, then release the waiters."""
+        """Commit every pending write in one transaction, then release the waiters. A
+        failure (disk full, the journal gone) fails the waiters and reports the fault."""
         self._scheduled = False
         pending, self._pending = self._pending, []
         waiters, self._waiters = self._waiters, []
-        if pending:
-            self.db.execute("BEGIN")
+        try:
+            self._watch()
+            if pending:
+                self._commit(pending)
+        except (sqlite3.Error, OSError, JournalFault) as exc:
+            fault = exc if isinstance(exc, JournalFault) else _fault(exc)
+            self._fail(fault, waiters)
+            return
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    def _commit(self, pending: list[tuple[str, tuple[Any, ...]]]) -> None:
+        self.db.execute("BEGIN")
+        try:
             # Consecutive writes of one kind go in one executemany; the order is kept.
             for sql, group in groupby(pending, key=itemgetter(0)):
                 self.db.executemany(sql, [params for _, params in group])
             self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            raise
+
+    def _watch(self) -> None:
+        """Every second or so: the journal file is still the one opened, the marker is
+        still there (a state directory deleted mid-run must not go unnoticed)."""
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + WATCH_EVERY
+        try:
+            same = self.path.stat().st_ino == self._ino and self._marker.exists()
+        except OSError:
+            same = False
+        if not same:
+            raise JournalFault(
+                f"state directory: the journal {self.path} was deleted or replaced while the run was going on; "
+                "stopped sending"
+            )
+
+    def _fail(self, fault: JournalFault, waiters: list[asyncio.Future[None]]) -> None:
+        self.fault = fault
+        self._pending = []
         for future in waiters:
             if not future.done():
-                future.set_result(None)
+                future.set_exception(fault)
+        if self.on_fault is not None:
+            self.on_fault(fault)
 
     def rows(self, import_id: int) -> Iterator[JournalRow]:
         cur = self.db.execute(

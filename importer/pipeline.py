@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from importer.config import RunConfig, ValidateConfig, default_report
-from importer.errors import ConfigError, InputError
+from importer.errors import ConfigError, InputError, JournalFault
 from importer.journal import Journal
 from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
@@ -34,10 +33,10 @@ from importer.report import (
     write_report,
 )
 from importer.retry import Backoff
-from importer.sender import Job, Outcome, Sender, StopReason
+from importer.sender import Job, Outcome, Sender, StopReason, StopToken
 from importer.source import Source, open_source
 from importer.throttle import WindowLimiter
-from importer.transport import HttpTransport, Transport
+from importer.transport import HttpTransport, Transport, tls_context
 
 T = TypeVar("T")
 STATUS_ORDER = ("sent", "skipped", "invalid", "rejected", "failed", "unknown", "not_attempted")
@@ -47,6 +46,9 @@ EXIT_FOR_STOP = {
     StopReason.SIGINT: 130,
     StopReason.SIGTERM: 143,
     StopReason.INPUT: 2,
+    StopReason.STATE: 3,
+    StopReason.TLS: 2,
+    StopReason.CALLER: 143,
 }
 Notify = Callable[[str], None]
 
@@ -124,6 +126,8 @@ def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple
     if isinstance(config, RunConfig):
         outputs.update({k: v for k, v in (("--errors", config.errors), ("--summary-json", config.summary_json)) if v})
     check_outputs(outputs, [Path(config.mapping), *(s.path for s in sources)])
+    if isinstance(config, RunConfig) and config.base_url.startswith("https:"):
+        tls_context(config.ca_bundle)  # a missing or broken CA bundle is a configuration error
     return builder, sources, report
 
 
@@ -178,25 +182,48 @@ def run_import(
     config: RunConfig,
     transport: Transport | None = None,
     progress: Progress | None = None,
-    notify: Callable[[str], None] | None = None,
+    notify: Notify | None = None,
+    stop: StopToken | None = None,
 ) -> Summary:
     """Send every row that still needs sending, then write the report over all runs.
 
-    ``notify`` receives the plan line before sending; ``progress`` counts rows as they end.
+    Runs its own event loop (uvloop where installed), so it works from the main thread
+    and from a worker thread alike; it installs no signal handlers: ``stop.stop()`` (from
+    any thread) ends the run as SIGTERM would. Inside a running loop, await
+    ``arun_import`` instead. ``notify`` receives the plan line before sending;
+    ``progress`` counts rows as they end.
     """
+    return run_async(arun_import(config, transport, progress, notify, stop))
+
+
+async def arun_import(
+    config: RunConfig,
+    transport: Transport | None = None,
+    progress: Progress | None = None,
+    notify: Notify | None = None,
+    stop: StopToken | None = None,
+) -> Summary:
+    """``run_import`` for a running event loop. The checks and the scan before sending
+    run in a worker thread, so a stop is honoured while a large input is scanned."""
     started = time.monotonic()
-    builder, sources, report = _prepare(config, notify)
-    journal = Journal(config.state_dir)
+    stop = stop or StopToken()
+    prepared = await asyncio.to_thread(_prepare_run, config, notify, stop)
+    if prepared is None:
+        reason = stop.reason or StopReason.CALLER
+        return Summary("run", EXIT_FOR_STOP[reason], {}, time.monotonic() - started, 0, "", stop_reason=reason.value)
+    builder, plans, journal, report = prepared
+    run = _Run(config, builder, plans, journal, progress)
+    counts: dict[str, int] = {}
     try:
-        plans = _plan(journal, sources, config.new_import)
         if notify:
-            notify(plan_line(sources, config))
-        run = _Run(config, builder, plans, journal, progress)
-        sender = run_async(run.send(transport))
-        counts: dict[str, int] = {}
+            notify(plan_line([p.source for p in plans], config))
+        sender = await run.send(transport, stop)
         write_report(report, status_counts(_report_lines(journal, plans), counts))
         if config.errors:
             _write_errors(config.errors, journal, plans)
+    except BaseException:
+        _salvage_report(report, journal, plans)
+        raise
     finally:
         journal.close()
     if sender.stop_reason is not None:
@@ -216,11 +243,38 @@ def run_import(
         retries=sender.retries,
         throttled=sender.gate.decreases,
         stop_reason=sender.stop_reason.value if sender.stop_reason else None,
-        message=str(run.input_error or ""),
+        message=str(run.stop_error or ""),
     )
     if config.summary_json:
         write_json(config.summary_json, summary.as_json())
     return summary
+
+
+def _prepare_run(
+    config: RunConfig, notify: Notify | None, stop: StopToken
+) -> tuple[PayloadBuilder, list[Plan], Journal, str] | None:
+    """Everything before the first request: checks, the journal, the scan of every
+    input. None when a stop came first (nothing was sent)."""
+    builder, sources, report = _prepare(config, notify)
+    journal = Journal(config.state_dir, durable=config.durable)
+    try:
+        plans = _plan(journal, sources, config.new_import, stop)
+    except BaseException:
+        journal.close()
+        raise
+    if plans is None:
+        journal.close()
+        return None
+    return builder, plans, journal, report
+
+
+def _salvage_report(report: str, journal: Journal, plans: list[Plan]) -> None:
+    """After an unexpected error, still leave the report the journal can give."""
+    try:
+        journal.flush()
+        write_report(report, _report_lines(journal, plans))
+    except Exception:
+        pass
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -255,15 +309,19 @@ def plan_line(sources: list[Source], config: RunConfig) -> str:
     approx = "" if exact else "~"
     text = f"plan: {approx}{rows:,} rows at concurrency {config.concurrency}, "
     if config.rate_limit:
-        return text + f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
-    return text + "no rate limit"
+        text += f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
+    else:
+        text += "no rate limit"
+    return text + f"; state directory {config.state_dir}"
 
 
-def _plan(journal: Journal, sources: list[Source], new_import: bool) -> list[Plan]:
+def _plan(journal: Journal, sources: list[Source], new_import: bool, stop: StopToken) -> list[Plan] | None:
     plans: list[Plan] = []
     seen: dict[str, str] = {}
     for source in sources:
-        content = source.scan()  # the whole file once: its hash, its rows, its structure
+        content = source.scan(lambda: stop.stopped)  # the whole file once: its hash, its rows, its structure
+        if stop.stopped:
+            return None
         if content in seen:
             raise ConfigError(f"{source.name} has the same content as {seen[content]}; pass it once")
         seen[content] = source.name
@@ -285,22 +343,25 @@ class _Run:
         self.plans = plans
         self.journal = journal
         self.progress = progress
-        self.input_error: InputError | None = None
+        self.stop_error: InputError | JournalFault | None = None  # a stop with a message of its own
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
     async def started(self, job: Job) -> None:
         await self.journal.started(job)
 
+    def retrying(self, job: Job, outcome: Outcome) -> None:
+        self.journal.finished(job, outcome)
+
     def finished(self, job: Job, outcome: Outcome) -> None:
         self.journal.finished(job, outcome)
         if self.progress is not None:
             self.progress.add(outcome.status)
 
-    async def send(self, transport: Transport | None) -> Sender:
+    async def send(self, transport: Transport | None, stop: StopToken) -> Sender:
         config = self.config
         transport = transport or HttpTransport(
-            config.base_url, config.api_key.reveal(), config.timeout, config.concurrency
+            config.base_url, config.api_key.reveal(), config.timeout, config.concurrency, config.ca_bundle
         )
         limiter = rate_limiter(config.rate_limit) if config.rate_limit else None
         sender = Sender(
@@ -312,9 +373,13 @@ class _Run:
             backoff=Backoff(config.backoff_base, config.backoff_max),
             limiter=limiter,
         )
-        loop = asyncio.get_running_loop()
-        for signum, reason in ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM)):
-            loop.add_signal_handler(signum, sender.stop, reason)
+        stop.attach(sender)
+
+        def journal_fault(fault: JournalFault) -> None:
+            self.stop_error = self.stop_error or fault
+            sender.stop(StopReason.STATE)
+
+        self.journal.on_fault = journal_fault
         queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=config.concurrency * 4)
         producer = asyncio.create_task(self.produce(sender, queue))
         ticker = asyncio.create_task(self.progress.run()) if self.progress else None
@@ -322,8 +387,6 @@ class _Run:
             await sender.run(queue)
             await producer
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
             if ticker:
                 ticker.cancel()
             await transport.close()
@@ -337,7 +400,7 @@ class _Run:
         try:
             await self._produce(sender, queue)
         except InputError as exc:  # the input changed under us: stop like a signal
-            self.input_error = exc
+            self.stop_error = exc
             sender.stop(StopReason.INPUT)
         finally:
             for _ in range(sender.concurrency):

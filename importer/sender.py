@@ -16,7 +16,7 @@ from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from importer.errors import TransportError
+from importer.errors import JournalFault, TransportError
 from importer.retry import Backoff, Verdict, classify, parse_problem, retry_after_seconds
 from importer.throttle import AdaptiveGate, WindowLimiter
 from importer.transport import Transport
@@ -50,10 +50,43 @@ class StopReason(enum.Enum):
     SIGINT = "sigint"
     SIGTERM = "sigterm"
     INPUT = "input"  # an input changed while it was read
+    STATE = "state"  # the journal cannot record any more (disk full, deleted)
+    TLS = "tls"  # the API's certificate is not trusted: retrying cannot help
+    CALLER = "caller"  # StopToken.stop() from the library's caller
+
+
+class StopToken:
+    """Stops a run from anywhere (another thread, a signal handler, a caller's code) with
+    the drain semantics of SIGTERM: no new request leaves, those on the wire finish."""
+
+    def __init__(self) -> None:
+        self.reason: StopReason | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sender: Sender | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.reason is not None
+
+    def stop(self, reason: StopReason | None = None) -> None:
+        """Ask the run to stop; safe from any thread. The first reason given wins."""
+        if self.reason is None:
+            self.reason = reason or StopReason.CALLER
+        loop, sender = self._loop, self._sender
+        if loop is not None and sender is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(sender.stop, self.reason)
+
+    def attach(self, sender: Sender) -> None:
+        """Route stops to ``sender`` (on the running loop); a stop asked already applies."""
+        self._loop, self._sender = asyncio.get_running_loop(), sender
+        if self.reason is not None:
+            sender.stop(self.reason)
 
 
 class Hooks(Protocol):
     async def started(self, job: Job) -> None: ...
+
+    def retrying(self, job: Job, outcome: Outcome) -> None: ...
 
     def finished(self, job: Job, outcome: Outcome) -> None: ...
 
@@ -151,7 +184,7 @@ class Sender:
         except _Interrupted:
             return None  # stopped while waiting for the rate limit or a pause: never sent
         except _Retryable as exc:
-            if self.max_attempts == 1:
+            if self.max_attempts == 1 or self.stopped:
                 return exc.outcome
             first = exc
         last = first.outcome
@@ -160,9 +193,11 @@ class Sender:
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
             sleep=self._sleep,
+            before_sleep=lambda state: self._waiting(job, state.outcome.exception() if state.outcome else None),
             reraise=True,
         )
         try:
+            self._waiting(job, first)
             await self._sleep(self._delay(1, first))
             async for attempt in retrying:
                 with attempt:
@@ -177,6 +212,13 @@ class Sender:
             pass
         return last
 
+    def _waiting(self, job: Job, exc: BaseException | None) -> None:
+        """A retry will follow: count it, and let the journal know the row is not on the
+        wire while it waits (a crash now leaves it ``failed``, to be sent again)."""
+        self.retries += 1
+        if isinstance(exc, _Retryable):
+            self.hooks.retrying(job, exc.outcome)
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         # Attempt n of the retry loop is attempt n + 1 of the row.
@@ -184,7 +226,6 @@ class Sender:
 
     def _delay(self, attempt: int, exc: BaseException | None) -> float:
         """The wait after ``attempt`` failed: its Retry-After, else the backoff."""
-        self.retries += 1
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return exc.retry_after
         return self.backoff(attempt)
@@ -201,16 +242,24 @@ class Sender:
             raise _Interrupted
 
     async def _attempt(self, job: Job) -> Outcome:
-        if self.limiter is not None:
-            await self.limiter.acquire()
+        # The gate first: a row held by a Retry-After pause must not take a rate-limit
+        # slot it would use only after the pause, together with every other held row.
         await self.gate.acquire()
         try:
+            if self.limiter is not None:
+                await self.limiter.acquire(self._sleep)
             if self.stopped:
                 raise _Interrupted
-            await self.hooks.started(job)
+            try:
+                await self.hooks.started(job)
+            except JournalFault:
+                raise _Interrupted from None  # not recorded as in flight: it must not leave
             self.requests += 1
             resp = await self.transport.post(self.path, job.body)
         except TransportError as exc:
+            if exc.fatal:
+                self.stop(StopReason.TLS)
+                return Outcome("failed", None, "", f"{exc.kind}: {exc}")
             raise _Retryable(Outcome("failed", None, "", f"{exc.kind}: {exc}"), None) from exc
         finally:
             self.gate.release()

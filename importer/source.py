@@ -22,7 +22,7 @@ import io
 import itertools
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -109,9 +109,10 @@ class Source:
         """Best current guess of the number of rows (exact for Parquet)."""
         raise NotImplementedError
 
-    def scan(self) -> str:
+    def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         """Read the whole input once: return its SHA-256, set ``total_rows``, and raise
-        InputError if its structure is broken. Nothing is sent before this returns."""
+        InputError if its structure is broken. Nothing is sent before this returns.
+        ``stopped`` is polled now and then: when it turns true the scan ends early."""
         raise NotImplementedError
 
     def check_unchanged(self) -> None:
@@ -313,8 +314,12 @@ class CsvSource(Source):
             yield _csv_row(number, record, columns, width)
         self.total_rows = number
 
-    def scan(self) -> str:
-        self.total_rows = sum(1 for _ in self._records())
+    def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
+        count = 0
+        for count, _ in enumerate(self._records(), start=1):
+            if count % STAMP_EVERY == 0 and stopped():
+                return ""
+        self.total_rows = count
         assert self._raw is not None
         return self._raw.digest.hexdigest()
 
@@ -436,11 +441,12 @@ class ParquetSource(Source):
                 number += 1
                 yield Row(number, values)
 
-    def scan(self) -> str:
+    def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         with _Bounded(self.path, self.stamp.size) as raw:
             raw.drain()
         for _ in self._batches():
-            pass
+            if stopped():
+                return ""
         return raw.digest.hexdigest()
 
 

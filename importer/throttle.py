@@ -2,7 +2,7 @@
 
 ``WindowLimiter`` keeps ``--rate-limit``: at most R request starts in any window.
 ``AdaptiveGate`` is AIMD over the number of requests in flight: a 429 (or a burst of
-503s) halves it, each run of successes as long as the current limit adds one, up to
+three 503s within ten seconds) halves it, each run of successes as long as the current limit adds one, up to
 ``--concurrency``; a ``Retry-After`` pauses every request, not only the one that got it.
 Both take their clock and sleep, so tests run without waiting.
 """
@@ -34,7 +34,9 @@ class WindowLimiter:
         self._sleep = sleep
         self._starts: deque[float] = deque()
 
-    async def acquire(self) -> None:
+    async def acquire(self, sleep: Sleep | None = None) -> None:
+        """Wait for a start; ``sleep`` (the sender's) ends the wait early when a run stops."""
+        nap = sleep or self._sleep
         while True:
             now = self._clock()
             while self._starts and now - self._starts[0] >= self.window:
@@ -43,13 +45,14 @@ class WindowLimiter:
                 self._starts.append(now)
                 return
             # At least 1 ms: float rounding must not leave us sleeping 1e-16 s forever.
-            await self._sleep(max(self._starts[0] + self.window - now, 0.001))
+            await nap(max(self._starts[0] + self.window - now, 0.001))
 
 
 class AdaptiveGate:
     """An adjustable limit on requests in flight (additive increase, multiplicative decrease)."""
 
-    BURST_503 = 3
+    BURST_503 = 3  # 503s within BURST_WINDOW seconds that count as a burst
+    BURST_WINDOW = 10.0
 
     def __init__(
         self, ceiling: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, cooldown: float = 1.0
@@ -63,7 +66,7 @@ class AdaptiveGate:
         self._cooldown = cooldown
         self._last_cut = float("-inf")
         self._streak = 0
-        self._recent_503 = 0
+        self._recent_503: deque[float] = deque()
         self._paused_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -106,14 +109,16 @@ class AdaptiveGate:
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
         if status == 503:
-            self._recent_503 += 1
-            if self._recent_503 < self.BURST_503:
+            self._recent_503.append(now)
+            while now - self._recent_503[0] > self.BURST_WINDOW:
+                self._recent_503.popleft()
+            if len(self._recent_503) < self.BURST_503:
                 return
         elif status != 429:
             return
         self._streak = 0
         if now - self._last_cut >= self._cooldown:
             self._last_cut = now
-            self._recent_503 = 0
+            self._recent_503.clear()
             self.limit = max(1, self.limit // 2)
             self.decreases += 1

@@ -40,6 +40,7 @@ class Hooks:
     def __init__(self) -> None:
         self.started: list[tuple[int, int]] = []
         self.finished: dict[tuple[int, int], Outcome] = {}
+        self.waiting: list[tuple[tuple[int, int], str]] = []  # rows told to wait out a backoff
 
     async def started_hook(self, job: Job) -> None:
         self.started.append(job.key)
@@ -54,6 +55,9 @@ class _HookAdapter:
 
     async def started(self, job: Job) -> None:
         await self.h.started_hook(job)
+
+    def retrying(self, job: Job, outcome: Outcome) -> None:
+        self.h.waiting.append((job.key, outcome.status))
 
     def finished(self, job: Job, outcome: Outcome) -> None:
         self.h.finish(job, outcome)
@@ -101,6 +105,7 @@ async def test_transient_statuses_are_retried(status: int) -> None:
     assert hooks.finished[(1, 1)] == Outcome("sent", 201)
     assert hooks.started == [(1, 1), (1, 1)]
     assert sleeps == [0.5]
+    assert hooks.waiting == [((1, 1), "failed")]  # journaled as not on the wire while it waits
 
 
 @pytest.mark.parametrize("status", [301, 400, 404, 409, 422, 501])
@@ -118,10 +123,12 @@ async def test_connection_errors_are_retried_then_fail() -> None:
     with aioresponses() as m:
         for _ in range(3):
             m.post(URL, exception=aiohttp.ServerDisconnectedError())
-        _sender, hooks, sleeps = await send(1, max_attempts=3)
+        sender, hooks, sleeps = await send(1, max_attempts=3)
     outcome = hooks.finished[(1, 1)]
     assert outcome.status == "failed" and outcome.detail.startswith("disconnected")
     assert len(hooks.started) == 3 and sleeps == [0.5, 1.0]
+    # Three attempts are two retries: the row that runs out is not counted once more.
+    assert sender.retries == 2 and sender.requests == 3 and len(hooks.waiting) == 2
 
 
 async def test_timeouts_are_retried() -> None:
