@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--segments", type=_id_set, help="known segment ids (others get 404); default: any")
     mock.add_argument("--record", metavar="FILE", help="append every accepted request to FILE as a JSON line")
     mock.add_argument("--seed", type=int, help="seed for fault injection")
+    mock.add_argument("--tls-cert", metavar="FILE", help="serve https with this certificate (PEM); needs --tls-key")
+    mock.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     return parser
 
 
@@ -456,7 +458,10 @@ def _mock(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        asyncio.run(serve(options, args.host, args.port, lambda url: _out(f"mock-server listening on {url}")))
+        tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+        if tls and not args.tls_key:
+            raise ConfigError("--tls-cert needs --tls-key")
+        asyncio.run(serve(options, args.host, args.port, lambda url: _out(f"mock-server listening on {url}"), tls))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

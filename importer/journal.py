@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -227,7 +228,28 @@ class Journal:
             raise
         self._state_id = state_id
         self._ino = self.path.stat().st_ino
+        self._verdict: list[str] = []
+        self._checker = threading.Thread(target=self._quick_check, name="journal-check", daemon=True)
+        self._checker.start()
         return db
+
+    def _quick_check(self) -> None:
+        """Check every page of the journal on a connection of its own, while the inputs
+        are scanned (it takes about 0.3 s per million rows journaled)."""
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as ro:
+                found = ro.execute("PRAGMA quick_check(5)").fetchall()
+            self._verdict.append("; ".join(str(r[0]) for r in found))
+        except sqlite3.Error as exc:
+            self._verdict.append(str(exc))
+
+    def verified(self) -> None:
+        """Wait for the page check; raise StateError unless the journal is sound. Called
+        before the first request leaves."""
+        self._checker.join()
+        verdict = self._verdict[0] if self._verdict else "not checked"
+        if verdict != "ok":
+            raise StateError(self._untrusted(f"the journal {self.path} is damaged ({verdict[:200]})"))
 
     def _identify(self, db: sqlite3.Connection, marker: dict[str, Any] | None) -> str:
         """The state directory's id, the same in the marker and the database."""

@@ -231,18 +231,27 @@ class MockServer:
         return web.Response(status=201)
 
 
-async def serve(options: MockOptions, host: str, port: int, announce: Callable[[str], None]) -> None:
-    """Run until cancelled, printing the URL it listens on (port 0 picks a free one)."""
+async def serve(
+    options: MockOptions, host: str, port: int, announce: Callable[[str], None], tls: tuple[str, str] | None = None
+) -> None:
+    """Run until cancelled, printing the URL it listens on (port 0 picks a free one).
+    ``tls`` (certificate and key files) serves https, for rehearsing a corporate CA."""
     server = MockServer(options)
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    context = None
+    if tls:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     bound = port
     for sock in getattr(site._server, "sockets", None) or []:
         bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    announce(f"http://{shown_host}:{bound}")
+    announce(f"{'https' if tls else 'http'}://{shown_host}:{bound}")
     try:
         await asyncio.Event().wait()
     finally:

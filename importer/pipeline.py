@@ -259,6 +259,7 @@ def _prepare_run(
     journal = Journal(config.state_dir, durable=config.durable)
     try:
         plans = _plan(journal, sources, config.new_import, stop)
+        journal.verified()
     except BaseException:
         journal.close()
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,9 +14,10 @@ import aioresponses.core as aioresponses_core
 import pytest
 from aioresponses import aioresponses
 
+from importer.pipeline import rate_limiter
 from importer.retry import Backoff
 from importer.sender import Job, Outcome, Sender, StopReason
-from importer.transport import HttpTransport
+from importer.transport import HttpTransport, Response
 
 BASE = "http://127.0.0.1:9"
 URL = re.compile(r"^http://127\.0\.0\.1:9/scenariocustomevents$")
@@ -223,3 +225,53 @@ async def test_stop_during_a_retry_after_pause_sends_nothing_more() -> None:
     await transport.close()
     assert hooks.started == [(1, 1)]
     assert hooks.finished == {(1, 1): Outcome("failed", 429, "", "HTTP 429")}
+
+
+class ScriptedTransport:
+    """A fake transport: answers from a script (then 201), recording when each request started."""
+
+    def __init__(self, script: list[Response]) -> None:
+        self.script = script
+        self.starts: list[float] = []
+
+    async def post(self, path: str, body: bytes) -> Response:
+        self.starts.append(time.monotonic())
+        await asyncio.sleep(0.001)
+        return self.script.pop(0) if self.script else Response(201, b"")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_rate_limit_holds_in_every_window_across_a_retry_after_pause() -> None:
+    """Rows held by a Retry-After pause must not bank rate-limit slots and then all start
+    together when the pause ends (issue 9: 11 starts in one second at --rate-limit 2)."""
+    transport = ScriptedTransport([Response(429, b"", "2.5")])  # a pause longer than the window
+    hooks = Hooks()
+    sender = Sender(transport, "/p", _HookAdapter(hooks), concurrency=64, limiter=rate_limiter(20))
+    queue: asyncio.Queue[Job | None] = asyncio.Queue()
+    for i in range(1, 71):
+        queue.put_nowait(Job((1, i), b"{}", f"r{i}"))
+    for _ in range(64):
+        queue.put_nowait(None)
+    await sender.run(queue)
+    assert len(hooks.finished) == 70 and all(o.status == "sent" for o in hooks.finished.values())
+    starts = transport.starts
+    worst = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
+    assert worst <= 20, worst
+
+
+async def test_a_stop_ends_a_wait_for_the_rate_limiter_at_once() -> None:
+    transport = ScriptedTransport([])
+    sender = Sender(transport, "/p", _HookAdapter(Hooks()), concurrency=4, limiter=rate_limiter(0.02))
+    queue: asyncio.Queue[Job | None] = asyncio.Queue()
+    for i in range(1, 5):
+        queue.put_nowait(Job((1, i), b"{}", f"r{i}"))
+    for _ in range(4):
+        queue.put_nowait(None)
+    running = asyncio.create_task(sender.run(queue))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    sender.stop(StopReason.SIGTERM)
+    await asyncio.wait_for(running, 2)
+    assert time.monotonic() - started < 0.5 and len(transport.starts) == 1

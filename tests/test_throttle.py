@@ -87,3 +87,16 @@ def test_fractional_rate_limits_round_down_never_up() -> None:
     assert rate_limiter(2.5).rate == 2
     slow = rate_limiter(0.5)
     assert (slow.rate, slow.window) == (1, 2.04)
+
+
+async def test_503s_hours_apart_are_no_burst() -> None:
+    t = FakeTime()
+    gate = AdaptiveGate(8, clock=t.clock, sleep=t.sleep)
+    for _ in range(6):
+        gate.throttled(503, None)
+        t.now += 3600
+    assert gate.limit == 8 and gate.decreases == 0
+    for _ in range(3):
+        gate.throttled(503, None)
+        t.now += 2
+    assert gate.limit == 4 and gate.decreases == 1
