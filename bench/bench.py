@@ -2,7 +2,8 @@
 
 Generates its own inputs under bench/data/, then measures in one run:
   a. the ceiling: a bare aiohttp client (fixed pool of workers) posting pre-rendered bodies;
-  b. the importer as a user runs it (`ecdp-import run` subprocess, journal and report on);
+  b. the importer as a user runs it (`ecdp-import run` subprocess, journal and report on),
+     with fsynced journal commits (the default) and with --no-fsync;
      both against the bundled mock server with 20 ms latency and with none, at concurrency 64;
   c. `ecdp-import validate` on 200k and 1M rows: rows/s;
   d. peak RSS of (b) and (c).
@@ -143,7 +144,7 @@ def vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def importer_run(url: str, path: Path, tag: str) -> tuple[float, float]:
+def importer_run(url: str, path: Path, tag: str, *extra: str) -> tuple[float, float]:
     state = DATA / f"state-{tag}"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     rows = sum(1 for _ in path.open()) - 1
@@ -165,6 +166,7 @@ def importer_run(url: str, path: Path, tag: str) -> tuple[float, float]:
             "--concurrency",
             str(CONCURRENCY),
             "--no-progress",
+            *extra,
         ]
     )
     assert re.search(rf"^  sent +{rows:,}$", out, re.M), out
@@ -186,6 +188,8 @@ def main() -> None:
             # The best of two runs, on the same event loop as the importer.
             ceiling = max(run_async(bare_client(url, bodies)) for _ in range(2))
             rate, rss = importer_run(url, path, f"lat{int(latency)}")
+            # What fsyncing each in-flight mark costs (the default; --no-fsync trades it away).
+            unsynced, _ = importer_run(url, path, f"lat{int(latency)}-nofsync", "--no-fsync")
         finally:
             mock.terminate()
             mock.wait()
@@ -194,6 +198,8 @@ def main() -> None:
             "bare_client_rps": round(ceiling),
             "importer_rps": round(rate),
             "ratio": round(rate / ceiling, 3),
+            "importer_no_fsync_rps": round(unsynced),
+            "fsync_cost": round(1 - rate / unsynced, 3),
             "importer_peak_rss_mib": round(rss, 1),
         }
     for rows in (200_000, 1_000_000):
@@ -212,6 +218,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{f'{lat} ms API: ecdp-import run rows/s':<44}{x['importer_rps']:>14,}")
         ok = "met" if x["ratio"] >= target else "NOT met"
         print(f"{f'{lat} ms API: importer / ceiling':<44}{x['ratio']:>14.2f}   >= {target} ({ok})")
+        print(f"{f'{lat} ms API: run --no-fsync rows/s':<44}{x['importer_no_fsync_rps']:>14,}")
+        print(f"{f'{lat} ms API: cost of fsynced in-flight marks':<44}{x['fsync_cost']:>14.1%}")
         print(f"{f'{lat} ms API: importer peak RSS MiB':<44}{x['importer_peak_rss_mib']:>14}")
     for rows in (200_000, 1_000_000):
         x = r[f"validate_{rows}"]

@@ -30,7 +30,6 @@ from importer.config import (
     load_api_key,
 )
 from importer.errors import ConfigError, ImporterError, JournalFault
-from importer.mockserver import MockOptions, serve
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
@@ -444,6 +443,8 @@ def _init_mapping(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
+    from importer.mockserver import MockOptions, serve  # aiohttp.web: only this command needs it
+
     options = MockOptions(
         api_key=args.api_key,
         latency_ms=args.latency_ms,

@@ -497,3 +497,47 @@ def test_an_untrusted_certificate_is_named_at_once_and_not_retried(work: Path, c
 def test_a_missing_ca_bundle_is_a_configuration_error(work: Path, certs: Path) -> None:
     res = run_cli(*run_args(Mock(None, "https://127.0.0.1:9", work / "x"), "--ca-bundle", "nope.pem"), cwd=work)  # type: ignore[arg-type]
     assert res.returncode == 2 and "cannot load the CA bundle nope.pem" in res.stderr
+
+
+# --- the library: no signals, a loop of its own or the caller's, a stop token -------------------
+
+
+def library_config(work: Path, mock: Mock, **kw: Any) -> Any:
+    from importer.config import RunConfig, Secret
+
+    return RunConfig(
+        inputs=(str(work / "in.csv"),), mapping=str(work / "m.yaml"), api_key=Secret(KEY), base_url=mock.url,
+        state_dir=str(work / "state"), report=str(work / "r.csv"), **kw,
+    )  # fmt: skip
+
+
+def test_run_import_works_from_a_worker_thread(work: Path, mock: Mock) -> None:
+    from importer.pipeline import run_import
+
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(run_import(library_config(work, mock))))
+    worker.start()
+    worker.join(60)
+    assert results and results[0].exit_code == 0 and results[0].counts == {"sent": 300}
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the library installed nothing
+
+
+def test_arun_import_inside_a_running_loop_and_a_stop_drains(work: Path, mock_factory: Any) -> None:
+    from importer.pipeline import arun_import
+    from importer.sender import StopToken
+
+    mock = mock_factory("--latency-ms", "20")
+
+    async def go() -> Any:
+        stop = StopToken()
+        running = asyncio.create_task(arun_import(library_config(work, mock, concurrency=4), stop=stop))
+        while mock.stats()["requests"] < 20:
+            await asyncio.sleep(0.01)
+        threading.Thread(target=stop.stop).start()  # from another thread, as a caller would
+        return await running
+
+    summary = asyncio.run(go())
+    assert summary.exit_code == 143 and summary.stop_reason == "caller"
+    statuses = Counter(r["status"] for r in read_report(work / "r.csv"))
+    assert "unknown" not in statuses and statuses["not_attempted"] > 0
+    assert statuses["sent"] == len(mock.received())

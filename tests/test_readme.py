@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from importer.mapping import compile_mapping
+from importer.mapping import compile_mapping, parse_yaml
 from importer.payload import PayloadBuilder
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -19,7 +19,7 @@ def test_every_cookbook_recipe_is_a_valid_mapping() -> None:
     recipes = re.findall(r"```yaml\n(.*?)```", cookbook, re.S)
     assert len(recipes) == 5
     for recipe in recipes:
-        PayloadBuilder(compile_mapping(yaml.safe_load(recipe)))
+        PayloadBuilder(compile_mapping(parse_yaml(recipe)))
 
 
 def test_polish_excel_recipe_on_a_cp1250_semicolon_export(tmp_path: Path) -> None:
