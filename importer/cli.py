@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from importer import __version__
+from importer import __version__, history
 from importer.config import (
     DEFAULT_BASE_URL,
     RunConfig,
@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         "else $SSL_CERT_FILE, else the system's)",
     )
     run.add_argument(
+        "--no-dedup",
+        action="store_true",
+        help="send rows even if the delivery ledger knows their event as sent (an on-purpose re-trigger)",
+    )
+    run.add_argument(
         "--no-fsync",
         action="store_true",
         help="do not fsync each journal commit: faster, but a host crash (not a killed process) may resend rows",
@@ -271,6 +276,24 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--sample", type=_positive_int, default=1000, metavar="N", help="rows to sample (default 1000)")
     _add_csv_options(init)
 
+    status = sub.add_parser(
+        "status",
+        help="list the imports of a state directory",
+        description="Every import in the state directory, newest first, with its counts per status.",
+    )
+    status.add_argument("--state-dir", metavar="DIR", help="default: as for run")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    prune = sub.add_parser(
+        "prune",
+        help="drop finished imports older than a window",
+        description="Drop finished imports older than --older-than, their rows and their ledger entries, then "
+        "compact. Unfinished imports are never touched. An event whose ledger entry is dropped can be sent again.",
+    )
+    prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w, 36h")
+    prune.add_argument("--state-dir", metavar="DIR", help="default: as for run")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be dropped, drop nothing")
+
     mock = sub.add_parser(
         "mock-server",
         help="local stand-in for the ECDP API",
@@ -316,6 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "init-mapping":
             return _init_mapping(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "prune":
+            return _prune(args)
         return _mock(args)
     except ConfigError as exc:
         _err(str(exc))
@@ -378,6 +405,7 @@ def _run(args: argparse.Namespace) -> int:
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
         durable=not args.no_fsync,
+        no_dedup=args.no_dedup,
         ca_bundle=args.ca_bundle,
     )
     progress = None
@@ -426,6 +454,20 @@ def _validate(args: argparse.Namespace) -> int:
         for line in summary.problems:
             _out(f"  {line}")
     return summary.exit_code
+
+
+def _status(args: argparse.Namespace) -> int:
+    imports = history.overview(args.state_dir or default_state_dir()[0])
+    _out(orjson.dumps(imports, option=orjson.OPT_INDENT_2).decode() if args.json else history.render(imports))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    window = history.parse_window(args.older_than)
+    imports, rows = history.prune(args.state_dir or default_state_dir()[0], window, args.dry_run)
+    verb = "would drop" if args.dry_run else "dropped"
+    _out(f"{verb} {imports} finished import(s) older than {args.older_than} ({rows:,} rows and their ledger entries)")
+    return 0
 
 
 def _init_mapping(args: argparse.Namespace) -> int:

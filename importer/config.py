@@ -66,6 +66,7 @@ class RunConfig:
     new_import: bool = False
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    no_dedup: bool = False  # send rows the delivery ledger knows as sent (an ops re-trigger)
     durable: bool = True  # in-flight marks fsynced: they survive a host crash, not only a kill
     ca_bundle: str | None = None
 

@@ -66,7 +66,21 @@ CREATE TABLE IF NOT EXISTS rows (
     PRIMARY KEY (import_id, row_number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rows_inflight ON rows(status) WHERE status = 'inflight';
+CREATE TABLE IF NOT EXISTS ledger (
+    identity BLOB PRIMARY KEY,
+    import_id INTEGER NOT NULL,
+    row_number INTEGER NOT NULL
+) WITHOUT ROWID;
 """
+_LEDGER = (
+    "INSERT INTO ledger (identity, import_id, row_number) VALUES (?, ?, ?) "
+    "ON CONFLICT DO UPDATE SET import_id = excluded.import_id, row_number = excluded.row_number"
+)
+_HOLDER = (
+    "SELECT l.import_id, l.row_number, r.status, i.path FROM ledger l "
+    "JOIN rows r ON r.import_id = l.import_id AND r.row_number = l.row_number "
+    "JOIN imports i ON i.id = l.import_id WHERE l.identity = ?"
+)
 _START = (
     "INSERT INTO rows (import_id, row_number, status, attempts, customer_ref) "
     "VALUES (?, ?, 'inflight', 1, ?) ON CONFLICT DO UPDATE SET status = 'inflight', "
@@ -81,7 +95,7 @@ _UNSENT = (
     "http_status = NULL, substatus = NULL, detail = excluded.detail, "
     "customer_ref = excluded.customer_ref"
 )
-DONE = ("sent", "invalid", "rejected", "skipped")
+DONE = ("sent", "invalid", "rejected", "skipped", "duplicate")
 DB_NAME = "journal.sqlite3"
 MARKER_NAME = "state-id"
 WATCH_EVERY = 1.0  # seconds between checks that the journal file is still ours
@@ -102,7 +116,9 @@ class RowStatuses:
     """Row number -> status in one byte per row: a resumed import of millions of rows
     must not hold a dict entry per row."""
 
-    NAMES: ClassVar[tuple[str | None, ...]] = (None, "sent", "invalid", "rejected", "unknown", "inflight", "skipped")
+    NAMES: ClassVar[tuple[str | None, ...]] = (
+        None, "sent", "invalid", "rejected", "unknown", "inflight", "skipped", "duplicate",
+    )  # fmt: skip
     CODES: ClassVar[dict[str, int]] = {name: code for code, name in enumerate(NAMES) if name}
 
     def __init__(self) -> None:
@@ -139,6 +155,7 @@ class Journal:
         self.on_fault: Callable[[JournalFault], None] | None = None
         self.fault: JournalFault | None = None
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._ledger: list[tuple[bytes, int, int]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._next_watch = 0.0
@@ -219,6 +236,8 @@ class Journal:
             db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             db.executescript(SCHEMA)
             self._adopt_paths(db)
+            if "finished_at" not in {r[1] for r in db.execute("PRAGMA table_info(imports)")}:
+                db.execute("ALTER TABLE imports ADD COLUMN finished_at TEXT")
             state_id = self._identify(db, marker)
             # Rows in flight when an earlier process died may or may not have been applied.
             db.execute("UPDATE rows SET status = 'unknown' WHERE status = 'inflight'")
@@ -237,7 +256,7 @@ class Journal:
         """Check every page of the journal on a connection of its own, while the inputs
         are scanned (it takes about 0.3 s per million rows journaled)."""
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as ro:
+            with contextlib.closing(sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
                 found = ro.execute("PRAGMA quick_check(5)").fetchall()
             self._verdict.append("; ".join(str(r[0]) for r in found))
         except sqlite3.Error as exc:
@@ -347,8 +366,20 @@ class Journal:
             raise self.fault
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
+        if job.identity is not None:  # committed with the in-flight mark, never apart
+            self._ledger.append((job.identity, *job.key))
         self._add(_START, (job.key[0], job.key[1], job.ref))
         await future
+
+    def holder(self, identity: bytes) -> tuple[int, int, str, str] | None:
+        """(import id, row number, that row's status, its file) of the row that last
+        took this event identity, if any."""
+        found = self.db.execute(_HOLDER, (identity,)).fetchone()
+        return None if found is None else (int(found[0]), int(found[1]), str(found[2]), str(found[3]))
+
+    def mark_finished(self, import_id: int) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.db.execute("UPDATE imports SET finished_at = ? WHERE id = ? AND finished_at IS NULL", (now, import_id))
 
     def finished(self, job: Job, outcome: Outcome) -> None:
         """Record a row's outcome; also used for a row that waits out a backoff
@@ -378,11 +409,12 @@ class Journal:
         failure (disk full, the journal gone) fails the waiters and reports the fault."""
         self._scheduled = False
         pending, self._pending = self._pending, []
+        ledger, self._ledger = self._ledger, []
         waiters, self._waiters = self._waiters, []
         try:
             self._watch()
             if pending:
-                self._commit(pending)
+                self._commit(pending, ledger)
         except (sqlite3.Error, OSError, JournalFault) as exc:
             fault = exc if isinstance(exc, JournalFault) else _fault(exc)
             self._fail(fault, waiters)
@@ -391,9 +423,11 @@ class Journal:
             if not future.done():
                 future.set_result(None)
 
-    def _commit(self, pending: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _commit(self, pending: list[tuple[str, tuple[Any, ...]]], ledger: list[tuple[bytes, int, int]]) -> None:
         self.db.execute("BEGIN")
         try:
+            if ledger:
+                self.db.executemany(_LEDGER, ledger)
             # Consecutive writes of one kind go in one executemany; the order is kept.
             for sql, group in groupby(pending, key=itemgetter(0)):
                 self.db.executemany(sql, [params for _, params in group])
@@ -424,6 +458,7 @@ class Journal:
     def _fail(self, fault: JournalFault, waiters: list[asyncio.Future[None]]) -> None:
         self.fault = fault
         self._pending = []
+        self._ledger = []
         for future in waiters:
             if not future.done():
                 future.set_exception(fault)

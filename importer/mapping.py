@@ -28,7 +28,7 @@ from importer.errors import MappingError
 from importer.filters import MAX_ECHO, Condition, compile_filter, echo
 
 INT32_MAX = 2**31 - 1
-TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields", "filter")
+TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields", "filter", "dedup")
 CUSTOMER_KEYS = ("id", "email", "email_md5", "email_sha256", "phone", "crm_id")
 FIELD_KEYS = (
     "name", "type", "column", "value", "required", "format",
@@ -150,6 +150,8 @@ class Mapping:
     data_fields: tuple[DataField, ...]
     source: str = field(default="mapping")
     filters: tuple[Condition, ...] = ()
+    dedup: bool = True  # look each row's event up in the delivery ledger before sending
+    dedup_key: tuple[str, ...] | None = None  # the columns naming an event; None: the whole body
 
     @property
     def path(self) -> str:
@@ -169,6 +171,8 @@ class Mapping:
                 used.setdefault(df.column, f"data_fields[{i}] ({df.name})")
         for i, condition in enumerate(self.filters):
             used.setdefault(condition.column, f"filter[{i}]")
+        for i, column in enumerate(self.dedup_key or ()):
+            used.setdefault(column, f"dedup.key[{i}]")
         return used
 
     def check_columns(self, input_name: str, columns: list[str]) -> None:
@@ -261,6 +265,7 @@ class _Checker:
             identifiers = self.customer(doc.get("customer"))
         fields = self.data_fields(doc.get("data_fields", []))
         tz = self.timezone(doc.get("timezone"))
+        dedup, dedup_key = self.dedup(doc.get("dedup"), "dedup" in doc)
         return Mapping(
             endpoint=endpoint if endpoint in ENDPOINTS else "customer",
             event_id=event_id,
@@ -272,7 +277,25 @@ class _Checker:
             data_fields=fields,
             source=source,
             filters=compile_filter(doc.get("filter"), self.err, tz),
+            dedup=dedup,
+            dedup_key=dedup_key,
         )
+
+    def dedup(self, value: Any, given: bool) -> tuple[bool, tuple[str, ...] | None]:
+        """``dedup: none``, ``dedup: {key: [COLUMN, ...]}``, or absent (the whole body)."""
+        if not given:
+            return True, None
+        if value in ("none", "None", "NONE"):
+            return False, None
+        key = value.get("key") if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            self.unknown_keys("dedup", value, ("key",))
+        if isinstance(key, str):
+            key = [key]
+        if not isinstance(key, list) or not key or not all(isinstance(c, str) and c for c in key):
+            self.err("dedup", "must be none, or {key: [COLUMN, ...]} naming the columns that identify an event")
+            return True, None
+        return True, tuple(key)
 
     def column_ref(self, path: str, obj: dict[str, Any]) -> str | None:
         col = obj.get("column")

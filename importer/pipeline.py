@@ -17,6 +17,7 @@ import orjson
 from importer.config import RunConfig, ValidateConfig, default_report
 from importer.errors import ConfigError, InputError, JournalFault
 from importer.journal import Journal
+from importer.ledger import identity_function
 from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
 from importer.preview import ProblemSummary
@@ -39,7 +40,8 @@ from importer.throttle import WindowLimiter
 from importer.transport import HttpTransport, Transport, tls_context
 
 T = TypeVar("T")
-STATUS_ORDER = ("sent", "skipped", "invalid", "rejected", "failed", "unknown", "not_attempted")
+STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
+DONE_STATUSES = ("sent", "skipped", "duplicate")  # a run whose rows are all these exits 0
 EXIT_FOR_STOP = {
     StopReason.AUTH: 3,
     StopReason.BREAKER: 3,
@@ -218,6 +220,9 @@ async def arun_import(
         if notify:
             notify(plan_line([p.source for p in plans], config))
         sender = await run.send(transport, stop)
+        for plan in plans:
+            if journal.is_finished(plan.import_id):
+                journal.mark_finished(plan.import_id)
         write_report(report, status_counts(_report_lines(journal, plans), counts))
         if config.errors:
             _write_errors(config.errors, journal, plans)
@@ -229,7 +234,7 @@ async def arun_import(
     if sender.stop_reason is not None:
         exit_code = EXIT_FOR_STOP[sender.stop_reason]
     else:
-        done = counts.get("sent", 0) + counts.get("skipped", 0)
+        done = sum(counts.get(s, 0) for s in DONE_STATUSES)
         exit_code = 0 if done == sum(counts.values()) else 1
     summary = Summary(
         command="run",
@@ -313,6 +318,8 @@ def plan_line(sources: list[Source], config: RunConfig) -> str:
         text += f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
     else:
         text += "no rate limit"
+    if config.no_dedup:
+        text += "; dedup off (--no-dedup): events already sent are sent again"
     return text + f"; state directory {config.state_dir}"
 
 
@@ -345,6 +352,11 @@ class _Run:
         self.journal = journal
         self.progress = progress
         self.stop_error: InputError | JournalFault | None = None  # a stop with a message of its own
+        mapping = builder.mapping
+        self.identify = identity_function(mapping.path, mapping.dedup, mapping.dedup_key)
+        # Identities of rows queued or on the wire in this run, not yet final in the journal:
+        # a second identical row must not slip past the first before it is recorded.
+        self.pending_ids: dict[bytes, tuple[int, int, str]] = {}
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
@@ -356,6 +368,8 @@ class _Run:
 
     def finished(self, job: Job, outcome: Outcome) -> None:
         self.journal.finished(job, outcome)
+        if job.identity is not None:
+            self.pending_ids.pop(job.identity, None)
         if self.progress is not None:
             self.progress.add(outcome.status)
 
@@ -431,8 +445,34 @@ class _Run:
                     self.journal.unsent(plan.import_id, row.number, status, rendered.detail, rendered.customer_ref)
                     count(status)
                     continue
-                job = Job((plan.import_id, row.number), orjson.dumps(rendered.body), rendered.customer_ref)
-                await queue.put(job)
+                body = orjson.dumps(rendered.body)
+                identity = self.identify(row.values, rendered.body, body) if self.identify else None
+                key = (plan.import_id, row.number)
+                if identity is not None and not self.config.no_dedup:
+                    sender_of = self._sent_by(identity, key)
+                    if sender_of:
+                        self.journal.unsent(*key, "duplicate", sender_of, rendered.customer_ref)
+                        count("duplicate")
+                        continue
+                    self.pending_ids[identity] = (*key, plan.source.name)
+                await queue.put(Job(key, body, rendered.customer_ref, identity))
+
+    def _sent_by(self, identity: bytes, key: tuple[int, int]) -> str:
+        """Why this row's event must not be sent again ("already sent by FILE row N"), or ""
+        when no other row holds it: one sent, on the wire, in this run's queue, or unknown
+        (unless --resend-unknown). A rejected, failed or invalid holder holds nothing."""
+        queued = self.pending_ids.get(identity)
+        if queued is not None and queued[:2] != key:
+            return f"already sent by {queued[2]} row {queued[1]} (this run)"
+        holder = self.journal.holder(identity)
+        if holder is None or holder[:2] == key:
+            return ""
+        _, row, status, path = holder
+        if status in ("sent", "inflight"):
+            return f"already sent by {path} row {row}"
+        if status == "unknown" and not self.config.resend_unknown:
+            return f"held by {path} row {row}, whose outcome is unknown (check it, then --resend-unknown)"
+        return ""
 
 
 def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:

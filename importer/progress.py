@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-SHOWN = ("sent", "invalid", "rejected", "failed", "done_before")
+SHOWN = ("sent", "duplicate", "invalid", "rejected", "failed", "done_before")
 
 
 def duration(seconds: float) -> str:

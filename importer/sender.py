@@ -27,11 +27,13 @@ MAX_RETRY_AFTER = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One row ready to send: its journal key, its encoded body and its report ref."""
+    """One row ready to send: its journal key, its encoded body, its report ref, and its
+    event identity for the delivery ledger (None with dedup off)."""
 
     key: tuple[int, int]
     body: bytes
     ref: str
+    identity: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,9 +48,7 @@ def run(work: Path, mock: Mock, name: str, *extra: str, report: str = "r.csv") -
 
 
 def order_ids(mock: Mock) -> Counter[str]:
-    return Counter(
-        next(f["value"] for f in r["body"]["dataFields"] if f["name"] == "orderId") for r in mock.received()
-    )
+    return Counter(next(f["value"] for f in r["body"]["dataFields"] if f["name"] == "orderId") for r in mock.received())
 
 
 @pytest.fixture
@@ -106,7 +104,7 @@ def test_a_dedup_key_names_the_event_and_none_turns_it_off(work: Path, mock: Moc
     res = run(work, mock, "b.csv")
     assert res.returncode == 0 and Counter(r["status"] for r in read_report(work / "r.csv")) == {"duplicate": 20}
     (work / "m.yaml").write_text(MAPPING + "dedup: none\n")
-    write_orders(work / "c.csv", range(1, 21))
+    write_orders(work / "c.csv", range(1, 21), reorder=True)
     assert run(work, mock, "c.csv").returncode == 0
     assert len(mock.received()) == 40
 
@@ -171,7 +169,7 @@ def test_status_lists_imports_newest_first_and_prune_drops_finished_old_ones(wor
     text = run_cli("status", "--state-dir", "state", cwd=work).stdout
     assert "unfinished" in text and "a.csv" in text
     db = sqlite3.connect(work / "state" / "journal.sqlite3")
-    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00'")  # all three long ago
+    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-02T00:00:00+00:00'")
     db.commit()
     db.close()
     dry = run_cli("prune", "--older-than", "90d", "--state-dir", "state", "--dry-run", cwd=work)

@@ -61,6 +61,12 @@ def delivered(mock: Mock) -> Counter[str]:
     return Counter(r["body"]["customerCrmId"] for r in mock.received())
 
 
+def other_events(path: Path, n: int, prefix: str = "N") -> None:
+    """``n`` rows whose events differ from ``customers_csv``'s (the ledger would hold those)."""
+    customers_csv(path, n)
+    path.write_text(path.read_text().replace("C", prefix))  # crm ids C1.. become N1..; the header has no C
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
@@ -435,7 +441,7 @@ def test_http_proxy_and_no_proxy_are_honoured(work: Path, mock: Mock) -> None:
         res = run_cli(*run_args(mock), cwd=work, env=cli_env(HTTP_PROXY=proxy.url))
         assert res.returncode == 0, res.stderr
         assert proxy.relayed == 20 and len(mock.received()) == 20
-        customers_csv(work / "in.csv", 30)
+        other_events(work / "in.csv", 30)
         res = run_cli(*run_args(mock), cwd=work, env=cli_env(http_proxy=proxy.url, NO_PROXY="127.0.0.1"))
         assert res.returncode == 0, res.stderr
         assert proxy.relayed == 20 and len(mock.received()) == 50  # bypassed
@@ -468,10 +474,10 @@ def test_a_corporate_ca_works_through_ca_bundle_and_the_environment(work: Path, 
         customers_csv(work / "in.csv", 10)
         res = run_cli(*run_args(mock, "--ca-bundle", str(certs / "ca.pem")), cwd=work)
         assert res.returncode == 0, res.stderr
-        customers_csv(work / "in.csv", 11)
+        other_events(work / "in.csv", 11, "D")
         res = run_cli(*run_args(mock), cwd=work, env=cli_env(REQUESTS_CA_BUNDLE=str(certs / "ca.pem")))
         assert res.returncode == 0, res.stderr
-        customers_csv(work / "in.csv", 12)
+        other_events(work / "in.csv", 12, "E")
         env = {k: v for k, v in cli_env(SSL_CERT_FILE=str(certs / "ca.pem")).items() if k != "REQUESTS_CA_BUNDLE"}
         res = run_cli(*run_args(mock), cwd=work, env=env)
         assert res.returncode == 0, res.stderr
@@ -515,11 +521,12 @@ def test_run_import_works_from_a_worker_thread(work: Path, mock: Mock) -> None:
     from importer.pipeline import run_import
 
     results: list[Any] = []
+    before = signal.getsignal(signal.SIGTERM)
     worker = threading.Thread(target=lambda: results.append(run_import(library_config(work, mock))))
     worker.start()
     worker.join(60)
     assert results and results[0].exit_code == 0 and results[0].counts == {"sent": 300}
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the library installed nothing
+    assert signal.getsignal(signal.SIGTERM) is before  # the library installed nothing
 
 
 def test_arun_import_inside_a_running_loop_and_a_stop_drains(work: Path, mock_factory: Any) -> None:
@@ -541,3 +548,11 @@ def test_arun_import_inside_a_running_loop_and_a_stop_drains(work: Path, mock_fa
     statuses = Counter(r["status"] for r in read_report(work / "r.csv"))
     assert "unknown" not in statuses and statuses["not_attempted"] > 0
     assert statuses["sent"] == len(mock.received())
+
+
+def test_a_state_directory_with_uri_characters_in_its_name(work: Path, mock: Mock) -> None:
+    state = "st ?#%20x"
+    assert run_cli(*run_args(mock, state=state), cwd=work).returncode == 0
+    assert run_cli(*run_args(mock, state=state), cwd=work).returncode == 0
+    assert mock.stats()["requests"] == 300  # the rerun found the journal: nothing twice
+    assert run_cli("status", "--state-dir", state, cwd=work).returncode == 0

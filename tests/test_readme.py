@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from importer.mapping import compile_mapping, parse_yaml
 from importer.payload import PayloadBuilder
 
