@@ -28,13 +28,29 @@ from importer.source import Source
 SAMPLE_ROWS = 1000
 IDENTIFIER_SHARE = 0.9  # of sampled values that must look like the identifier
 TYPE_SHARE = 0.95  # of sampled values that must convert to the proposed type
-DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y")
+DATE_FORMATS = (
+    "%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d", "%b %d %Y", "%d %b %Y",
+)  # fmt: skip
 DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y/%m/%d %H:%M:%S",
+    "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+    "%b %d %Y %H:%M:%S", "%b %d %Y %H:%M",
 )  # fmt: skip
-PHONE_REGIONS = ("PL", "DE", "GB", "US", "FR", "ES", "IT", "NL", "CZ", "SK", "UA", "RO")
-MONEY_HINT = re.compile(r"price|amount|total|revenue|value|cost|sum|net|gross|tax|fee|paid|spend|budget")
+# Day-first and month-first twins: the sample decides between them (a part over 12).
+SWAPPED = {"%d/%m/%Y": "%m/%d/%Y", "%m/%d/%Y": "%d/%m/%Y"}
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "PL")
+MONEY_WORDS = frozenset(
+    {"price", "amount", "total", "revenue", "cost", "sum", "net", "gross", "tax", "fee", "spend", "budget",
+     "payment", "subtotal", "discount", "refund", "balance", "kwota", "cena", "wartosc"}
+)  # fmt: skip
+NOT_MONEY_WORDS = frozenset(
+    {"year", "date", "day", "month", "count", "qty", "quantity", "id", "number", "no", "num", "pct", "percent",
+     "rate", "ratio", "code", "score", "rank", "age", "days", "hours", "items"}
+)  # fmt: skip
+BOOLEAN_NAME = re.compile(
+    r"^(is|has|can|was|did|should)_|flag|active|enabled|consent|opt_?in|subscribed|verified|agree"
+)
+THOUSANDS_US = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 TEXT_ID_HINT = re.compile(r"(^|_)(id|code|zip|postal|postcode|sku|ean|nip|pesel|iban)($|_)")
 PHONE_HINT = re.compile(r"phone|tel|mobile|msisdn|gsm|cell")
 CRM_HINT = re.compile(r"crm|external|customer_?(id|no|number|code)|client_?(id|no|number)|user_?id|member|loyalty")
@@ -152,11 +168,10 @@ def _identifier(column: str, values: list[Any]) -> tuple[str, int, str, str] | N
         return "email", 1, _q(column), f"{matched} are emails, {note}"
     international = fits(lambda v: to_text(v).strip().startswith(("+", "00")) and _possible(to_text(v).strip(), None))
     if PHONE_HINT.search(name) or international:
-        region = _phone_region(values)
+        region, evidence = _phone_region(values)
         if region is not None:
             entry = f"{{column: {_q(column)}" + (f", default_region: {region}}}" if region else "}")
-            note = f"; numbers without a country code read as {region}" if region else ""
-            return "phone", 1, entry, f"phone numbers{note}"
+            return "phone", 1, entry, f"phone numbers; {evidence}"
     if ECDP_ID_HINT.search(name) and (matched := fits(lambda v: bool(re.fullmatch(r"\d+", to_text(v).strip())))):
         return "id", 1, _q(column), f"{matched} are integers (ECDP's own customer id)"
     if CRM_HINT.search(name) and (matched := fits(lambda v: len(to_text(v)) <= 128)):
@@ -165,16 +180,56 @@ def _identifier(column: str, values: list[Any]) -> tuple[str, int, str, str] | N
     return None
 
 
-def _phone_region(values: list[Any]) -> str | None:
-    """'' when the numbers are international, else the region that reads 90 % of them."""
+def _phone_region(values: list[Any]) -> tuple[str | None, str]:
+    """(region, evidence): '' when the numbers are international; else the region under
+    which the most numbers without a country code are *valid* (not merely of a possible
+    length), among US, GB, DE, FR, PL and the regions of the sample's international
+    numbers; '' with the reason when no region reads 90 % of them; None when the column
+    holds no phone numbers at all."""
     texts = [to_text(v).strip() for v in values]
-    need = IDENTIFIER_SHARE * len(texts)
-    if sum(1 for t in texts if t.startswith(("+", "00")) and _possible(t, None)) >= need:
-        return ""
-    for region in PHONE_REGIONS:
-        if sum(1 for t in texts if _possible(t, region)) >= need:
-            return region
-    return None
+    international = [t for t in texts if t.startswith(("+", "00")) and _possible(t, None)]
+    national = [t for t in texts if not t.startswith(("+", "00"))]
+    if not national:
+        return ("", "all sampled numbers carry a country code") if international else (None, "")
+    regions = list(PHONE_REGIONS)
+    for t in international:
+        region = _region_of(t)
+        if region and region not in regions:
+            regions.append(region)
+    # Ties (a French number missing its trunk 0 is a valid Polish one) go to the region
+    # whose national format the numbers are written in.
+    scores = sorted(((*_fit(national, r), r) for r in regions), reverse=True)
+    (best, written, region), runner = scores[0], scores[1]
+    evidence = f"{best}/{len(national)} sampled numbers without a country code are valid {region} numbers"
+    evidence += f" (next: {runner[2]} {runner[0]})"
+    if best >= IDENTIFIER_SHARE * len(national) and (best, written) > runner[:2]:
+        return region, f"{evidence}; read as {region}"
+    if best == 0 and not international and sum(_possible(t, r) for t in national for r in regions) == 0:
+        return None, ""
+    return "", f"no region is convincing ({evidence}); add default_region, or those rows are invalid"
+
+
+def _fit(texts: list[str], region: str) -> tuple[int, int]:
+    """(numbers valid in ``region``, of those the ones written as its national format)."""
+    valid = written = 0
+    for text in texts:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            valid += 1
+            national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+            written += re.sub(r"\D", "", national) == re.sub(r"\D", "", text)
+    return valid, written
+
+
+def _region_of(text: str) -> str | None:
+    try:
+        number = phonenumbers.parse("+" + text[2:] if text.startswith("00") else text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.region_code_for_number(number)
 
 
 def _possible(text: str, region: str | None) -> bool:
@@ -192,7 +247,9 @@ def _segments(columns: dict[str, list[Any]], used: set[str]) -> list[str]:
         m = sum(1 for t in texts if SEGMENT_LIST.fullmatch(t))
         if not texts or m < IDENTIFIER_SHARE * len(texts):
             continue
-        if "segment" in _norm(column) or any(re.search(r"[,;|]", t) for t in texts):
+        # A list needs a separator that is not a thousands separator (`1,008` is a number).
+        listed = any(re.search(r"[,;|]", t) and not THOUSANDS_US.fullmatch(t) for t in texts)
+        if "segment" in _norm(column) or listed:
             used.add(column)
             return [f"segments: {{column: {_q(column)}}}  # {m}/{len(texts)} sampled values are id lists"]
     return ["segments: [1]  # TODO: the segment ids to trigger the event for"]
@@ -228,25 +285,80 @@ def _candidates(column: str, texts: list[str]) -> list[Candidate]:
     """Types to try, narrowest first, each with its mapping options and its converter."""
     found: list[Candidate] = []
     words = {t.lower() for t in texts}
-    if not words <= {"0", "1"}:
+    name = _norm(column)
+    if _boolean_column(words, name):
         found.append(("Boolean", "", convert_boolean, "are true/false words"))
-    for fmt in DATE_FORMATS:
+    for fmt in _date_formats(texts):
         options = "" if fmt == "%Y-%m-%d" else f", format: {_q(fmt)}"
-        found.append(("Date", options, partial(convert_date, formats=(fmt,)), f"match {fmt}"))
+        found.append(("Date", options, partial(convert_date, formats=(fmt,)), f"match {fmt}{_ambiguity(fmt, texts)}"))
     if any(len(t) > 10 for t in texts):
         found.append(("DateTime", "", convert_datetime, "are ISO 8601 date-times"))
     for fmt in DATETIME_FORMATS:
         found.append(("DateTime", f", format: {_q(fmt)}", partial(convert_datetime, formats=(fmt,)), f"match {fmt}"))
-    name = _norm(column)
     if not TEXT_ID_HINT.search(name) and not any(_leading_zero(t) or len(t) > 15 for t in texts):
-        cents = all(re.search(r"[.,]\d{2}$", t) for t in texts)
-        ftype = "Money" if MONEY_HINT.search(name) or cents else "Number"
-        found.append((ftype, "", convert_number, "are plain numbers"))
-        if any("," in t for t in texts):
-            comma = partial(convert_number, decimal=",", thousands=". \u00a0\u202f")
-            found.append((ftype, ', decimal: ","', comma, "are numbers with a decimal comma"))
+        found += _number_readings(column, texts)
     found.append(("URL", "", convert_url, "are http(s) URLs"))
     return found
+
+
+def _boolean_column(words: set[str], name: str) -> bool:
+    """Boolean words are evidence; 0/1 alone only with a name like ``is_active``, and never
+    when the column also holds other numbers (counts that are mostly 0 or 1)."""
+    if words <= {"0", "1"}:
+        return bool(BOOLEAN_NAME.search(name))
+    numbers = {w for w in words if re.fullmatch(r"[+-]?[\d.,]+", w)}
+    return numbers <= {"0", "1"}
+
+
+def _number_readings(column: str, texts: list[str]) -> list[Candidate]:
+    """Plain numbers, then US thousands separators (``1,008,383``), then a decimal comma
+    (``1 234,50``): a value with more than one comma, or three digits after its comma,
+    is read with thousands first; Money only when no value would be rounded."""
+    ftype = "Money" if _money_name(column) and not any(_decimals(t) > 2 for t in texts) else "Number"
+    found: list[Candidate] = [(ftype, "", convert_number, "are plain numbers")]
+    if not any("," in t for t in texts):
+        return found
+    us = partial(convert_number, thousands=",")
+    eu = partial(convert_number, decimal=",", thousands=". \u00a0\u202f")
+    us_ok, eu_ok = all(_ok(us)(t) for t in texts), all(_ok(eu)(t) for t in texts)
+    grouped = any(t.count(",") > 1 or THOUSANDS_US.fullmatch(t) for t in texts)
+    us_note = "are numbers with thousands separators (1,234.5)"
+    if us_ok and eu_ok:
+        us_note += "; each could also be read with a decimal comma (1,234 = 1.234): check"
+    if us_ok or grouped:
+        found.append((ftype, ', thousands: ","', us, us_note))
+    found.append((ftype, ', decimal: ","', eu, "are numbers with a decimal comma"))
+    return found
+
+
+def _money_name(column: str) -> bool:
+    """A money word (price, total, ...) as a whole word of the name, and no word that
+    says count, year, rate or id (``budgetYear`` is no amount)."""
+    words = {w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", column)}
+    return bool(words & MONEY_WORDS) and not words & NOT_MONEY_WORDS
+
+
+def _decimals(text: str) -> int:
+    found = re.search(r"[.,](\d+)$", text)
+    return len(found.group(1)) if found and not THOUSANDS_US.fullmatch(text) else 0
+
+
+def _date_formats(texts: list[str]) -> list[str]:
+    """DATE_FORMATS, with day-first and month-first in the order the sample supports."""
+    formats = list(DATE_FORMATS)
+    firsts = [int(m.group(1)) for t in texts if (m := re.match(r"(\d{1,2})/(\d{1,2})/", t))]
+    seconds = [int(m.group(2)) for t in texts if (m := re.match(r"(\d{1,2})/(\d{1,2})/", t))]
+    if any(s > 12 for s in seconds) and not any(f > 12 for f in firsts):
+        i, j = formats.index("%d/%m/%Y"), formats.index("%m/%d/%Y")
+        formats[i], formats[j] = formats[j], formats[i]
+    return formats
+
+
+def _ambiguity(fmt: str, texts: list[str]) -> str:
+    twin = SWAPPED.get(fmt)
+    if twin and all(_ok(partial(convert_date, formats=(twin,)))(t) for t in texts):
+        return f"; ambiguous: every sampled value also matches {twin} (no day or month over 12): check"
+    return ""
 
 
 def _typed_guess(values: list[Any], n: int) -> tuple[str, str, str] | None:
