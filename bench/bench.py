@@ -6,7 +6,10 @@ Generates its own inputs under bench/data/, then measures in one run:
      with fsynced journal commits (the default) and with --no-fsync;
      both against the bundled mock server with 20 ms latency and with none, at concurrency 64;
   c. `ecdp-import validate` on 200k and 1M rows: rows/s;
-  d. peak RSS of (b) and (c).
+  d. peak RSS of (b) and (c);
+  e. the delivery ledger with 10 million identities: bytes per identity on disk, the cost
+     of one lookup (a new event, a duplicate), and how long a journal that size takes to
+     open and check.
 Prints a table and writes bench/results.json. Targets are goals, never test failures.
 """
 
@@ -206,8 +209,66 @@ def main() -> None:
         path = make_csv(DATA / f"validate_{rows}.csv", rows)
         elapsed, rss, _ = run_measured(validate_cmd(path, f"validate_{rows}.report.csv"))
         results[f"validate_{rows}"] = {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
+    results["ledger"] = ledger_cost(int(os.environ.get("BENCH_LEDGER_IDENTITIES", "10000000")))
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
+
+
+def ledger_cost(n: int) -> dict[str, Any]:
+    """A state directory whose ledger holds ``n`` identities (written straight into the
+    journal, as ``n`` sent rows of one import would leave it), then lookups through the
+    journal's own ``holder`` as a run makes them."""
+    from importer.journal import Journal
+    from importer.ledger import body_identity
+
+    state = DATA / "state-ledger"
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+    journal = Journal(str(state), durable=False)
+    import_id = journal.resolve_import(DATA / "m.yaml", "0" * 64, 0, False)
+
+    def size() -> int:
+        journal.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(f.stat().st_size for f in state.iterdir() if f.name.startswith("journal"))
+
+    empty = size()
+    chunk = 500_000
+    for start in range(0, n, chunk):
+        numbers = range(start + 1, min(n, start + chunk) + 1)
+        journal.db.execute("BEGIN")
+        journal.db.executemany(
+            "INSERT INTO rows (import_id, row_number, status, attempts) VALUES (?, ?, 'sent', 1)",
+            ((import_id, i) for i in numbers),
+        )
+        journal.db.executemany(
+            "INSERT INTO ledger (identity, import_id, row_number) VALUES (?, ?, ?)",
+            ((body_identity("/scenariocustomevents", str(i).encode()), import_id, i) for i in numbers),
+        )
+        journal.db.execute("COMMIT")
+    per_row = (size() - empty) / n
+    rows_only = journal.db.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    assert rows_only == n
+    probes = 100_000
+    new = [body_identity("/scenariocustomevents", f"new{i}".encode()) for i in range(probes)]
+    old = [body_identity("/scenariocustomevents", str(1 + i * (n // probes)).encode()) for i in range(probes)]
+    started = time.perf_counter()
+    assert all(journal.holder(x) is None for x in new)
+    miss_us = (time.perf_counter() - started) / probes * 1e6
+    started = time.perf_counter()
+    assert all(journal.holder(x) is not None for x in old)
+    hit_us = (time.perf_counter() - started) / probes * 1e6
+    journal.close()
+    started = time.perf_counter()
+    reopened = Journal(str(state))
+    reopened.verified()
+    open_s = time.perf_counter() - started
+    reopened.close()
+    return {
+        "identities": n,
+        "journal_bytes_per_sent_row_with_ledger": round(per_row, 1),
+        "lookup_new_event_us": round(miss_us, 2),
+        "lookup_duplicate_us": round(hit_us, 2),
+        "open_and_check_s": round(open_s, 2),
+    }
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -227,6 +288,12 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{f'validate {rows:,} rows: rows/s':<44}{x['rows_per_s']:>14,}   >= 150,000 ({ok})")
         ok = "met" if x["peak_rss_mib"] <= 250 else "NOT met"
         print(f"{f'validate {rows:,} rows: peak RSS MiB':<44}{x['peak_rss_mib']:>14}   <= 250 ({ok})")
+    x = r["ledger"]
+    label = f"ledger of {x['identities']:,}: journal bytes a sent row"
+    print(f"{label:<44}{x['journal_bytes_per_sent_row_with_ledger']:>14}")
+    print(f"{'ledger: lookup of a new event, us':<44}{x['lookup_new_event_us']:>14}   <= 5")
+    print(f"{'ledger: lookup of a duplicate, us':<44}{x['lookup_duplicate_us']:>14}")
+    print(f"{'ledger: open and page-check the journal, s':<44}{x['open_and_check_s']:>14}")
     print("\nwritten to bench/results.json")
 
 

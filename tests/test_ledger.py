@@ -51,6 +51,18 @@ def order_ids(mock: Mock) -> Counter[str]:
     return Counter(next(f["value"] for f in r["body"]["dataFields"] if f["name"] == "orderId") for r in mock.received())
 
 
+def kill_9_once(work: Path, mock: Mock, name: str, after_requests: int) -> None:
+    """Start a run of ``name`` and kill -9 it once the mock has seen ``after_requests``."""
+    proc = popen_cli("run", name, "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state", cwd=work)
+    deadline = time.monotonic() + 30
+    while mock.stats()["requests"] < after_requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(0.2)  # let the mock finish what the dead client left in flight
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     (tmp_path / "m.yaml").write_text(MAPPING)
@@ -131,14 +143,7 @@ def test_rejected_rows_are_not_in_the_ledger_and_a_fixed_export_sends_them(work:
 def test_unknown_rows_hold_their_identity_across_files(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--latency-ms", "30")
     write_orders(work / "a.csv", range(1, 301))
-    proc = popen_cli("run", "a.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state", cwd=work)
-    deadline = time.monotonic() + 30
-    while mock.stats()["requests"] < 40:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    time.sleep(0.2)
+    kill_9_once(work, mock, "a.csv", after_requests=40)
     write_orders(work / "b.csv", range(1, 301), reorder=True)
     res = run(work, mock, "b.csv")
     assert res.returncode == 0, res.stderr
@@ -188,14 +193,7 @@ def test_kill_9_in_a_deduplicated_run_loses_and_repeats_nothing(work: Path, mock
     write_orders(work / "a.csv", range(1, 401))
     write_orders(work / "b.csv", range(201, 601))
     assert run(work, mock, "a.csv").returncode == 0
-    proc = popen_cli("run", "b.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state", cwd=work)
-    deadline = time.monotonic() + 30
-    while mock.stats()["requests"] < 460:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    time.sleep(0.2)
+    kill_9_once(work, mock, "b.csv", after_requests=460)
     res = run(work, mock, "b.csv")
     assert res.returncode in (0, 1), res.stderr
     report = read_report(work / "r.csv")

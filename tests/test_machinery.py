@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -509,7 +510,7 @@ def test_a_missing_ca_bundle_is_a_configuration_error(work: Path, certs: Path) -
 
 
 def library_config(work: Path, mock: Mock, **kw: Any) -> Any:
-    from importer.config import RunConfig, Secret
+    from importer import RunConfig, Secret
 
     return RunConfig(
         inputs=(str(work / "in.csv"),), mapping=str(work / "m.yaml"), api_key=Secret(KEY), base_url=mock.url,
@@ -518,7 +519,7 @@ def library_config(work: Path, mock: Mock, **kw: Any) -> Any:
 
 
 def test_run_import_works_from_a_worker_thread(work: Path, mock: Mock) -> None:
-    from importer.pipeline import run_import
+    from importer import run_import
 
     results: list[Any] = []
     before = signal.getsignal(signal.SIGTERM)
@@ -530,8 +531,7 @@ def test_run_import_works_from_a_worker_thread(work: Path, mock: Mock) -> None:
 
 
 def test_arun_import_inside_a_running_loop_and_a_stop_drains(work: Path, mock_factory: Any) -> None:
-    from importer.pipeline import arun_import
-    from importer.sender import StopToken
+    from importer import StopToken, arun_import
 
     mock = mock_factory("--latency-ms", "20")
 
@@ -556,3 +556,13 @@ def test_a_state_directory_with_uri_characters_in_its_name(work: Path, mock: Moc
     assert run_cli(*run_args(mock, state=state), cwd=work).returncode == 0
     assert mock.stats()["requests"] == 300  # the rerun found the journal: nothing twice
     assert run_cli("status", "--state-dir", state, cwd=work).returncode == 0
+
+
+def test_the_package_root_lists_the_public_api_and_imports_it_lazily() -> None:
+    code = (
+        "import sys, importer; assert 'importer.pipeline' not in sys.modules; "
+        "assert sorted(importer.__all__) == sorted(['__version__', *importer._EXPORTS]); "
+        "assert all(getattr(importer, n) is not None for n in importer.__all__); print('ok')"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip() == "ok", res.stderr
