@@ -101,6 +101,28 @@ MARKER_NAME = "state-id"
 WATCH_EVERY = 1.0  # seconds between checks that the journal file is still ours
 
 
+_ROW_OF: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
+    _START: itemgetter(0, 1),
+    _FINISH: itemgetter(4, 5),
+    _UNSENT: itemgetter(0, 1),
+}
+
+
+def _batches(pending: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The pending writes as few ``executemany`` calls as order allows. When no row is
+    written twice in the batch, rows are independent: one call per kind of write (marks
+    and outcomes alternate as requests start and end, which would otherwise make a call
+    of one write each). A row written twice (an outcome, then its next attempt's mark)
+    keeps the exact order: consecutive writes of one kind go together."""
+    rows = [_ROW_OF[sql](params) for sql, params in pending]
+    if len(set(rows)) == len(rows):
+        kinds: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params in pending:
+            kinds.setdefault(sql, []).append(params)
+        return list(kinds.items())
+    return [(sql, [params for _, params in group]) for sql, group in groupby(pending, key=itemgetter(0))]
+
+
 @dataclass(frozen=True, slots=True)
 class JournalRow:
     row_number: int
@@ -428,9 +450,8 @@ class Journal:
         try:
             if ledger:
                 self.db.executemany(_LEDGER, ledger)
-            # Consecutive writes of one kind go in one executemany; the order is kept.
-            for sql, group in groupby(pending, key=itemgetter(0)):
-                self.db.executemany(sql, [params for _, params in group])
+            for sql, params in _batches(pending):
+                self.db.executemany(sql, params)
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
