@@ -16,7 +16,7 @@ import orjson
 
 from importer.config import RunConfig, ValidateConfig, default_report
 from importer.errors import ConfigError, InputError, JournalFault
-from importer.journal import Journal
+from importer.journal import Holder, Journal
 from importer.ledger import identity_function
 from importer.mapping import load_mapping
 from importer.payload import PayloadBuilder
@@ -41,7 +41,8 @@ from importer.transport import HttpTransport, Transport, tls_context
 
 T = TypeVar("T")
 STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
-DONE_STATUSES = ("sent", "skipped", "duplicate")  # a run whose rows are all these exits 0
+DONE_STATUSES = ("sent", "skipped", "duplicate")
+LOOKUP_BATCH = 250  # rows looked up in the ledger with one query  # a run whose rows are all these exits 0
 EXIT_FOR_STOP = {
     StopReason.AUTH: 3,
     StopReason.BREAKER: 3,
@@ -357,6 +358,8 @@ class _Run:
         # Identities of rows queued or on the wire in this run, not yet final in the journal:
         # a second identical row must not slip past the first before it is recorded.
         self.pending_ids: dict[bytes, tuple[int, int, str]] = {}
+        # Sent since the last ledger query: that query's snapshot does not show them yet.
+        self.sent_since_query: dict[bytes, tuple[int, int, str]] = {}
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
@@ -369,7 +372,9 @@ class _Run:
     def finished(self, job: Job, outcome: Outcome) -> None:
         self.journal.finished(job, outcome)
         if job.identity is not None:
-            self.pending_ids.pop(job.identity, None)
+            entry = self.pending_ids.pop(job.identity, None)
+            if entry is not None and outcome.status == "sent":
+                self.sent_since_query[job.identity] = entry
         if self.progress is not None:
             self.progress.add(outcome.status)
 
@@ -431,6 +436,7 @@ class _Run:
         render = self.builder.render
         for plan in self.plans:
             done = self.journal.statuses(plan.import_id)
+            batch: list[tuple[int, bytes, str, bytes | None]] = []
             for row in plan.source.rows():
                 if row.number % 1024 == 0:
                     await asyncio.sleep(0)
@@ -447,24 +453,47 @@ class _Run:
                     continue
                 body = orjson.dumps(rendered.body)
                 identity = self.identify(row.values, rendered.body, body) if self.identify else None
-                key = (plan.import_id, row.number)
-                if identity is not None and not self.config.no_dedup:
-                    sender_of = self._sent_by(identity, key)
-                    if sender_of:
-                        self.journal.unsent(*key, "duplicate", sender_of, rendered.customer_ref)
-                        count("duplicate")
-                        continue
-                    self.pending_ids[identity] = (*key, plan.source.name)
-                await queue.put(Job(key, body, rendered.customer_ref, identity))
+                batch.append((row.number, body, rendered.customer_ref, identity))
+                if len(batch) >= LOOKUP_BATCH:
+                    await self._release(plan, batch, queue, sender, count)
+                    batch = []
+            await self._release(plan, batch, queue, sender, count)
 
-    def _sent_by(self, identity: bytes, key: tuple[int, int]) -> str:
+    async def _release(
+        self,
+        plan: Plan,
+        batch: list[tuple[int, bytes, str, bytes | None]],
+        queue: asyncio.Queue[Job | None],
+        sender: Sender,
+        count: Callable[[str], None],
+    ) -> None:
+        """Queue rendered rows, after one ledger query for the whole batch: a row whose
+        event is already sent (or queued in this run) becomes ``duplicate`` instead."""
+        lookup = self.identify is not None and not self.config.no_dedup
+        holders: dict[bytes, Holder] = {}
+        if lookup and batch:
+            self.sent_since_query.clear()  # from now on the journal shows them (in flight or sent)
+            holders = self.journal.holders([b[3] for b in batch if b[3] is not None])
+        for number, body, ref, identity in batch:
+            if sender.stopped:
+                return
+            key = (plan.import_id, number)
+            if lookup and identity is not None:
+                sent_by = self._sent_by(identity, key, holders.get(identity))
+                if sent_by:
+                    self.journal.unsent(*key, "duplicate", sent_by, ref)
+                    count("duplicate")
+                    continue
+                self.pending_ids[identity] = (*key, plan.source.name)
+            await queue.put(Job(key, body, ref, identity))
+
+    def _sent_by(self, identity: bytes, key: tuple[int, int], holder: Holder | None) -> str:
         """Why this row's event must not be sent again ("already sent by FILE row N"), or ""
         when no other row holds it: one sent, on the wire, in this run's queue, or unknown
         (unless --resend-unknown). A rejected, failed or invalid holder holds nothing."""
-        queued = self.pending_ids.get(identity)
+        queued = self.pending_ids.get(identity) or self.sent_since_query.get(identity)
         if queued is not None and queued[:2] != key:
             return f"already sent by {queued[2]} row {queued[1]} (this run)"
-        holder = self.journal.holder(identity)
         if holder is None or holder[:2] == key:
             return ""
         _, row, status, path = holder
