@@ -285,13 +285,17 @@ class Journal:
         except sqlite3.Error as exc:
             self._verdict.append(str(exc))
 
-    def verified(self) -> None:
+    def verified(self, stopped: Callable[[], bool] = lambda: False) -> bool:
         """Wait for the page check; raise StateError unless the journal is sound. Called
-        before the first request leaves."""
-        self._checker.join()
+        before the first request leaves. False when ``stopped`` turned true first."""
+        while self._checker.is_alive():
+            if stopped():
+                return False
+            self._checker.join(0.05)
         verdict = self._verdict[0] if self._verdict else "not checked"
         if verdict != "ok":
             raise StateError(self._untrusted(f"the journal {self.path} is damaged ({verdict[:200]})"))
+        return True
 
     def _identify(self, db: sqlite3.Connection, marker: dict[str, Any] | None) -> str:
         """The state directory's id, the same in the marker and the database."""

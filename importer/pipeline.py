@@ -265,7 +265,8 @@ def _prepare_run(
     journal = Journal(config.state_dir, durable=config.durable)
     try:
         plans = _plan(journal, sources, config.new_import, stop)
-        journal.verified()
+        if plans is not None and not journal.verified(lambda: stop.stopped):
+            plans = None
     except BaseException:
         journal.close()
         raise

@@ -172,9 +172,11 @@ class _Bounded(io.RawIOBase):
         self._left -= n
         return n
 
-    def drain(self) -> None:
+    def drain(self, stopped: Callable[[], bool] = lambda: False) -> None:
+        """Read (and hash) the rest; ``stopped`` is asked between blocks of 1 MiB."""
         while self.read(1 << 20):
-            pass
+            if stopped():
+                return
 
     def tell(self) -> int:
         return self._fh.tell()
@@ -443,7 +445,7 @@ class ParquetSource(Source):
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         with _Bounded(self.path, self.stamp.size) as raw:
-            raw.drain()
+            raw.drain(stopped)
         for _ in self._batches():
             if stopped():
                 return ""

@@ -3,7 +3,9 @@ reordering that could leave a row's outcome before its in-flight mark."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,3 +57,23 @@ def test_the_phone_cache_answers_as_parsing_does(raw: str, region: str | None) -
         except ConversionError as exc:
             got = str(exc)
         assert got == oracle
+
+
+def test_a_stop_ends_the_wait_for_the_page_check(tmp_path: Path, monkeypatch: Any) -> None:
+    """A journal of millions of rows takes seconds to check: a SIGTERM must not wait for it."""
+    monkeypatch.setattr(Journal, "_quick_check", lambda self: time.sleep(5) or self._verdict.append("ok"))
+    journal = Journal(str(tmp_path / "s"), durable=False)
+    started = time.monotonic()
+    assert journal.verified(lambda: time.monotonic() - started > 0.2) is False
+    assert time.monotonic() - started < 1.0
+    journal.close()
+
+
+def test_the_hash_pass_asks_whether_to_stop_between_blocks(tmp_path: Path) -> None:
+    from importer.source import _Bounded
+
+    (tmp_path / "big").write_bytes(b"x" * (5 << 20))
+    asked: list[int] = []
+    with _Bounded(tmp_path / "big", 5 << 20) as raw:
+        raw.drain(lambda: asked.append(1) is None and len(asked) >= 2)
+        assert raw.tell() == 2 << 20  # stopped after the second MiB
