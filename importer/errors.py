@@ -6,6 +6,7 @@ ImporterError
 │   ├── InputError         an input file is missing, unreadable, undecodable or broken
 │   └── StateError         the journal refuses: locked, untrusted, or an unfinished import changed
 ├── JournalFault           the journal cannot record any more (disk full, deleted): abort (exit 3)
+├── OutputError            a report could not be written (disk full): rerun to write it (exit 3)
 ├── ConversionError        one value of one row does not convert: the row is invalid
 └── TransportError         one request failed without an HTTP answer: retry it (unless ``fatal``)
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_SHOWN = 40
+MAX_ECHO = 80
 
 
 class ImporterError(Exception):
@@ -44,6 +46,12 @@ class JournalFault(ImporterError):
     nothing more may be sent, since nothing more could be recorded."""
 
 
+class OutputError(ImporterError):
+    """A report, errors file or summary could not be written (a full disk): the journal
+    holds every row's state, so rerunning the same command writes it and sends nothing
+    again (exit 3)."""
+
+
 class ConversionError(ImporterError):
     """A value that is present does not convert to its API type.
 
@@ -65,6 +73,13 @@ def shown(value: Any) -> str:
     if len(text) > MAX_SHOWN:
         text = text[: MAX_SHOWN - 3] + "..."
     return repr(text)
+
+
+def echo(value: Any) -> str:
+    """Quote a mapping value as YAML gave it (``5``, ``[1, 2]``, ``'yes'``), cut to
+    MAX_ECHO characters: a mapping message never repeats a megabyte the user wrote."""
+    text = repr(value)
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
 
 
 class TransportError(ImporterError):

@@ -13,16 +13,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from importer.convert import format_problem, parse_datetime, to_text
-from importer.errors import ConversionError
-
-MAX_ECHO = 80
-
-
-def echo(value: Any) -> str:
-    """A value quoted for a mapping message, cut to MAX_ECHO characters."""
-    text = repr(value)
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
-
+from importer.errors import MAX_ECHO, ConversionError, echo
 
 TEXT_OPS = ("equals", "not_equals", "in", "not_in")
 TIME_OPS = ("after", "before")

@@ -24,8 +24,8 @@ import phonenumbers
 import yaml
 
 from importer.convert import TYPES, format_problem
-from importer.errors import MappingError
-from importer.filters import MAX_ECHO, Condition, compile_filter, echo
+from importer.errors import MAX_ECHO, MappingError, echo
+from importer.filters import Condition, compile_filter
 
 INT32_MAX = 2**31 - 1
 TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields", "filter", "dedup")

@@ -220,7 +220,6 @@ class CsvSource(Source):
         self._sample_estimate = _estimate_from_sample(sample, self.delimiter, stamp.size / max(consumed, 1))
         if whole:
             self.total_rows = self._sample_estimate  # the sample is the whole file
-        self._rows_seen = 0
         self._raw: _Bounded | None = None
 
     def _open_bytes(self) -> tuple[BinaryIO, _Bounded]:
@@ -262,13 +261,8 @@ class CsvSource(Source):
             raise InputError(f"{self.name}: cannot decode as {encoding} ({exc}); check --encoding") from exc
 
     def estimate_rows(self) -> int:
-        """Rows seen so far scaled by the share of bytes read, or the sample's guess."""
-        if self.total_rows is not None:
-            return self.total_rows
-        position = self._raw.tell() if self._raw is not None and not self._raw.closed else 0
-        if self._rows_seen and position:
-            return max(self._rows_seen, round(self._rows_seen * self.stamp.size / position))
-        return self._sample_estimate
+        """The exact count once the file was scanned or read, else the sample's guess."""
+        return self._sample_estimate if self.total_rows is None else self.total_rows
 
     def _records(self) -> Iterator[list[str]]:
         """Every data record (header and blank lines left out), checking the structure:
@@ -312,7 +306,6 @@ class CsvSource(Source):
         number = 0
         for record in self._records():
             number += 1
-            self._rows_seen = number
             yield _csv_row(number, record, columns, width)
         self.total_rows = number
 

@@ -141,8 +141,7 @@ MAPPING_SLOTS = [
 def test_malformed_mappings(mock: Mock, monkeypatch: Any, slot: tuple[str, str], value: str) -> None:
     monkeypatch.setenv("ECDP_API_KEY", KEY)
     mapping = MAPPING.replace(slot[0], slot[1].format(value), 1)
-    v_code, r_code = check_both(mock, GOOD_CSV.encode(), mapping)
-    assert v_code in (0, 1, 2) and r_code in (0, 1, 2)
+    check_both(mock, GOOD_CSV.encode(), mapping)  # asserts the contract for both commands
 
 
 @FUZZ
