@@ -30,7 +30,7 @@ from importer.config import (
     default_state_dir,
     load_api_key,
 )
-from importer.errors import ConfigError, ImporterError, JournalFault
+from importer.errors import ConfigError, ImporterError, JournalFault, OutputError
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_CONFIG
-    except JournalFault as exc:
+    except (JournalFault, OutputError) as exc:
         _err(str(exc))
         return EXIT_ABORTED
     except KeyboardInterrupt:

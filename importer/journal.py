@@ -100,6 +100,7 @@ DONE = ("sent", "invalid", "rejected", "skipped", "duplicate")
 DB_NAME = "journal.sqlite3"
 MARKER_NAME = "state-id"
 WATCH_EVERY = 1.0  # seconds between checks that the journal file is still ours
+ROWS_PAGE = 10_000  # journal rows read per query for reports
 
 
 _ROW_OF: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
@@ -316,12 +317,16 @@ class Journal:
         db.execute("INSERT OR IGNORE INTO import_paths (path, import_id) SELECT path, id FROM imports")
 
     def close(self) -> None:
+        """Commit, fold the log into the database and mark the directory clean. The mark
+        is written only once SQLite has removed the log, so "unclean" always comes with
+        the log the next run recovers from (and a missing log then means damage)."""
         try:
             if self.fault is None:
                 self.flush()
-                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
-            if self.fault is None:
+            if self.fault is None and not self.path.with_name(DB_NAME + "-wal").exists():
                 self._write_marker(self._state_id, clean=True)
         except (sqlite3.Error, OSError):
             pass  # the marker stays "unclean" and the log stays: the next run recovers from it
@@ -498,10 +503,18 @@ class Journal:
             self.on_fault(fault)
 
     def rows(self, import_id: int) -> Iterator[JournalRow]:
-        cur = self.db.execute(
-            "SELECT row_number, status, http_status, substatus, detail, attempts, customer_ref "
-            "FROM rows WHERE import_id = ? ORDER BY row_number",
-            (import_id,),
-        )
-        for r in cur:
-            yield JournalRow(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or "")
+        """Every journaled row of an import, in order, a page at a time: no statement stays
+        open while the caller holds the iterator (an open one would block the checkpoint
+        at close, should the caller fail part-way)."""
+        after = 0
+        while True:
+            page = self.db.execute(
+                "SELECT row_number, status, http_status, substatus, detail, attempts, customer_ref "
+                "FROM rows WHERE import_id = ? AND row_number > ? ORDER BY row_number LIMIT ?",
+                (import_id, after, ROWS_PAGE),
+            ).fetchall()
+            for r in page:
+                yield JournalRow(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or "")
+            if len(page) < ROWS_PAGE:
+                return
+            after = page[-1][0]

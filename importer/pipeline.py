@@ -32,6 +32,7 @@ from importer.report import (
     status_counts,
     write_json,
     write_report,
+    writing,
 )
 from importer.retry import Backoff
 from importer.sender import Job, Outcome, Sender, StopReason, StopToken
@@ -226,7 +227,8 @@ async def arun_import(
                 journal.mark_finished(plan.import_id)
         write_report(report, status_counts(_report_lines(journal, plans), counts))
         if config.errors:
-            _write_errors(config.errors, journal, plans)
+            with writing(config.errors):
+                _write_errors(config.errors, journal, plans)
     except BaseException:
         _salvage_report(report, journal, plans)
         raise

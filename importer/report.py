@@ -6,6 +6,7 @@ The report has one line per input row; its format follows the file extension
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,7 @@ from typing import IO, Any
 import orjson
 
 from importer.convert import to_text
-from importer.errors import ConfigError
+from importer.errors import ConfigError, OutputError
 from importer.source import Row, Unreadable
 
 PARQUET_CHUNK = 50_000
@@ -44,6 +45,19 @@ def report_format(path: str) -> str:
     raise ConfigError(f"report file {path!r} must end in .csv, .jsonl or .parquet")
 
 
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Turn a failed write of an output (a disk that filled up after the up-front check)
+    into OutputError: no bug, nothing lost, a rerun writes it."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {path} ({exc.strerror or exc}); every row's state is in the journal: "
+            "free the space and rerun the same command to write it (nothing sent is sent again)"
+        ) from exc
+
+
 def write_report(path: str, lines: Iterable[ReportLine]) -> None:
     """Write every line to ``path`` in the format its extension names. The file is
     written beside its target and renamed over it: a run that fails part-way leaves the
@@ -53,16 +67,17 @@ def write_report(path: str, lines: Iterable[ReportLine]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        if fmt == "parquet":
-            _write_parquet(partial, lines)
-        else:
-            with partial.open("w", encoding="utf-8", newline="") as fh:
-                if fmt == "csv":
-                    _write_csv(fh, lines)
-                else:
-                    for line in lines:
-                        fh.write(orjson.dumps(_as_dict(line)).decode() + "\n")
-        os.replace(partial, target)
+        with writing(path):
+            if fmt == "parquet":
+                _write_parquet(partial, lines)
+            else:
+                with partial.open("w", encoding="utf-8", newline="") as fh:
+                    if fmt == "csv":
+                        _write_csv(fh, lines)
+                    else:
+                        for line in lines:
+                            fh.write(orjson.dumps(_as_dict(line)).decode() + "\n")
+            os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 
@@ -179,8 +194,9 @@ def merged_columns(column_lists: Iterable[list[str]]) -> list[str]:
 
 def write_json(path: str, doc: dict[str, Any]) -> None:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    with writing(path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def status_counts(lines: Iterator[ReportLine], counts: dict[str, int]) -> Iterator[ReportLine]:

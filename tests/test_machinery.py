@@ -162,6 +162,23 @@ def test_a_full_disk_at_start_is_a_clear_abort(work: Path, mock: Mock, tiny_fs: 
     assert "Traceback" not in res.stderr and mock.stats()["requests"] == 0
 
 
+def test_a_report_the_disk_has_no_room_for_is_no_bug_and_a_rerun_writes_it(
+    work: Path, mock: Mock, tiny_fs: Path
+) -> None:
+    customers_csv(work / "in.csv", 2000)  # a report of about 70 KiB
+    (tiny_fs / "filler").write_bytes(b"\0" * 260_000)  # the disk has less than that left
+    report = str(tiny_fs / "r.csv")
+    args = ["run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state", "--report", report]
+    res = run_cli(*args, cwd=work)
+    assert res.returncode == 3, res.stderr
+    assert f"cannot write {report} (No space left on device)" in res.stderr and "internal error" not in res.stderr
+    assert mock.stats()["requests"] == 2000 and not list(tiny_fs.glob(".*partial"))
+    (tiny_fs / "filler").unlink()
+    again = run_cli(*args, cwd=work)
+    assert again.returncode == 0, again.stderr
+    assert mock.stats()["requests"] == 2000 and len(read_report(Path(report))) == 2000
+
+
 def test_a_failing_commit_releases_every_waiter_and_reports_the_fault(tmp_path: Path) -> None:
     """Without a tmpfs: a connection whose COMMIT fails, as SQLite's does on a full disk."""
     from importer.errors import JournalFault
@@ -501,9 +518,13 @@ def test_an_untrusted_certificate_is_named_at_once_and_not_retried(work: Path, c
         mock.stop()
 
 
-def test_a_missing_ca_bundle_is_a_configuration_error(work: Path, certs: Path) -> None:
-    res = run_cli(*run_args(Mock(None, "https://127.0.0.1:9", work / "x"), "--ca-bundle", "nope.pem"), cwd=work)  # type: ignore[arg-type]
+def test_a_missing_ca_bundle_is_a_configuration_error(work: Path) -> None:
+    res = run_cli(
+        "run", "in.csv", "--mapping", "m.yaml", "--base-url", "https://127.0.0.1:9", "--state-dir", "state",
+        "--ca-bundle", "nope.pem", cwd=work,
+    )  # fmt: skip
     assert res.returncode == 2 and "cannot load the CA bundle nope.pem" in res.stderr
+    assert not (work / "state").exists()  # refused before the journal was even opened
 
 
 # --- the library: no signals, a loop of its own or the caller's, a stop token -------------------
