@@ -389,7 +389,7 @@ def test_sigterm_ends_a_run_waiting_for_the_rate_limiter_within_two_seconds(work
     assert "unknown" not in {r["status"] for r in read_report(work / "r.csv")}
 
 
-@pytest.mark.parametrize("after", [0.0, 0.05, 0.2, 0.4, 0.8])
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.2, 0.4, 0.8, 2.5])
 def test_sigterm_from_the_first_instant_exits_143_cleanly(work: Path, mock: Mock, after: float) -> None:
     """From the moment Python runs the program, SIGTERM exits 143 (imports, the scan);
     only during the interpreter's own start (tens of ms) can the default action come first,
@@ -404,7 +404,12 @@ def test_sigterm_from_the_first_instant_exits_143_cleanly(work: Path, mock: Mock
     else:
         assert proc.returncode in (143, -signal.SIGTERM), err
     assert "Traceback" not in err
-    assert mock.stats()["requests"] == 0
+    # A fast machine may finish the scan and start sending before the signal: whatever went
+    # out is accounted for, as sent, and nothing is left in doubt.
+    report = read_report(work / "r.csv") if (work / "r.csv").exists() else []
+    statuses = Counter(r["status"] for r in report)
+    assert statuses["unknown"] == 0
+    assert mock.stats()["requests"] == statuses["sent"]
 
 
 # --- 11-13: proxies and TLS --------------------------------------------------------------------
