@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import orjson
 
-from importer import __version__, history
+from importer import __version__, alerts, history
 from importer.config import (
     DEFAULT_BASE_URL,
     RunConfig,
@@ -30,7 +31,7 @@ from importer.config import (
     default_state_dir,
     load_api_key,
 )
-from importer.errors import ConfigError, ImporterError, JournalFault, OutputError
+from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, without_api_words
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
@@ -57,8 +58,11 @@ def _note(message: str) -> None:
     print(_redact(message), file=sys.stderr, flush=True)
 
 
-def _err(message: str) -> None:
-    print(f"{PROG}: error: {_redact(message)}", file=sys.stderr, flush=True)
+def _err(message: str) -> str:
+    """Print the error line; return the message as printed (secrets taken out)."""
+    message = _redact(message)
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return message
 
 
 _SECRETS: list[str] = []
@@ -126,6 +130,24 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
     return value
+
+
+def _percent(text: str) -> float:
+    """``5%``, ``5`` or ``0.5%`` -> a share between 0 and 1."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 5%, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage between 0% and 100%, got {text!r}")
+    return value / 100
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError("expected an http:// or https:// URL")
+    return text
 
 
 def _id_set(text: str) -> frozenset[int]:
@@ -245,6 +267,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--new-import", action="store_true", help="import changed content even if its path has an unfinished import"
     )
+    run.add_argument(
+        "--max-invalid",
+        type=_percent,
+        metavar="PCT",
+        help="check every row first; if more than PCT (e.g. 5%%) are invalid, send nothing (exit 2)",
+    )
+    run.add_argument(
+        "--max-rejected",
+        type=_percent,
+        metavar="PCT",
+        help="stop (exit 3) when more than PCT of the rows answered are rejected, after 100 answers",
+    )
+    run.add_argument(
+        "--canary",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="send the first N rows and go on only if the API accepted every one (else exit 3)",
+    )
+    run.add_argument(
+        "--notify-url",
+        action="append",
+        default=[],
+        type=_http_url,
+        metavar="URL",
+        help="POST a JSON summary (with a 'text' line for Slack/Teams) here when the run ends; repeatable",
+    )
+    run.add_argument(
+        "--metrics-file",
+        metavar="FILE",
+        help="write Prometheus text-format metrics here when the run ends (node_exporter textfile collector)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     run.add_argument(
         "--progress-interval",
@@ -321,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument(
         "--fail-after", type=int, metavar="N", help="answer 503 to everything after N accepted requests (an outage)"
     )
+    mock.add_argument(
+        "--reject-containing", metavar="TEXT", help="answer 400 to otherwise valid bodies that contain TEXT"
+    )
     mock.add_argument("--events", type=_id_set, help="known custom event ids (others get 404); default: any")
     mock.add_argument("--segments", type=_id_set, help="known segment ids (others get 404); default: any")
     mock.add_argument("--record", metavar="FILE", help="append every accepted request to FILE as a JSON line")
@@ -333,9 +390,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _remember_secrets(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command != "run":
+        return _dispatch(args)
+    ended: dict[str, Any] = {}
+    code: int | None = None
+    try:
+        code = _dispatch(args, ended)
+        return code
+    except SystemExit as exc:  # a signal before or after sending
+        code = exc.code if isinstance(exc.code, int) else 1
+        raise
+    finally:
+        _tell(args, ended, EXIT_SOFTWARE if code is None else code)
+
+
+def _dispatch(args: argparse.Namespace, ended: dict[str, Any] | None = None) -> int:
+    """Run the command; map the importer's errors to exit codes with a one-line message
+    (kept in ``ended["error"]`` for the notification)."""
+    ended = {} if ended is None else ended
     try:
         if args.command == "run":
-            return _run(args)
+            return _run(args, ended)
         if args.command == "validate":
             return _validate(args)
         if args.command == "init-mapping":
@@ -346,24 +421,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prune(args)
         return _mock(args)
     except ConfigError as exc:
-        _err(str(exc))
+        ended["error"] = _err(str(exc))
         return EXIT_CONFIG
     except (JournalFault, OutputError) as exc:
-        _err(str(exc))
+        ended["error"] = _err(str(exc))
         return EXIT_ABORTED
     except KeyboardInterrupt:
         # Only before or after sending: while sending, SIGINT drains in-flight requests.
-        _err("interrupted")
+        ended["error"] = _err("interrupted")
         return 130
     except ImporterError as exc:
-        _err(str(exc))
+        ended["error"] = _err(str(exc))
         return 1
     except Exception as exc:  # a bug: say so in one line, keep the traceback in a log
         log = _log_internal_error(args)
         _err(
             f"internal error (a bug in ecdp-import, not in your input): {type(exc).__name__}: {exc}; traceback in {log}"
         )
+        ended["error"] = f"internal error: {type(exc).__name__}"
         return EXIT_SOFTWARE
+
+
+def _tell(args: argparse.Namespace, ended: dict[str, Any], code: int) -> None:
+    """``--notify-url`` and ``--metrics-file``: after every run, whatever its end."""
+    if not (args.notify_url or args.metrics_file):
+        return
+    summary = ended.get("summary") or {
+        "command": "run",
+        "exit_code": code,
+        "counts": {},
+        "inputs": [{"file": name} for name in args.inputs],
+    }
+    summary = {**summary, "exit_code": code}
+    if ended.get("error"):
+        summary["error"] = ended["error"]
+    if args.notify_url:
+        alerts.notify(args.notify_url, summary, args.ca_bundle, _note)
+    if args.metrics_file:
+        try:
+            alerts.write_metrics(args.metrics_file, summary, args.mapping)
+        except OSError as exc:
+            _note(f"{PROG}: cannot write --metrics-file {args.metrics_file}: {exc.strerror or exc}")
 
 
 def _log_internal_error(args: argparse.Namespace) -> str:
@@ -381,7 +479,7 @@ def _log_internal_error(args: argparse.Namespace) -> str:
         return "the output above"
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, ended: dict[str, Any]) -> int:
     base_url = check_base_url(args.base_url or os.environ.get("ECDP_BASE_URL") or DEFAULT_BASE_URL)
     state_dir, notice = (args.state_dir, None) if args.state_dir else default_state_dir()
     if notice:
@@ -408,6 +506,9 @@ def _run(args: argparse.Namespace) -> int:
         durable=not args.no_fsync,
         no_dedup=args.no_dedup,
         ca_bundle=args.ca_bundle,
+        max_invalid=args.max_invalid,
+        max_rejected=args.max_rejected,
+        canary=args.canary,
     )
     progress = None
     if not args.no_progress:
@@ -418,6 +519,9 @@ def _run(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     summary = run_async(_run_with_signals(config, progress))
+    ended["summary"] = summary.as_json()
+    if summary.message:
+        ended["error"] = _redact(without_api_words(summary.message))
     _print_summary(summary)
     return summary.exit_code
 
@@ -500,6 +604,7 @@ def _mock(args: argparse.Namespace) -> int:
         fail_5xx=args.fail_5xx,
         drop=args.drop,
         fail_after=args.fail_after,
+        reject_containing=args.reject_containing,
         events=args.events,
         segments=args.segments,
         record=args.record,
@@ -531,6 +636,7 @@ STOP_MESSAGES = {
     "sigterm": "stopped by SIGTERM after in-flight requests finished; rerun the same command to continue.",
     "input": "stopped: an input changed while it was read; nothing beyond the bytes identified was sent.",
     "state": "aborted: the state directory cannot record any more; nothing more was sent.",
+    "guard": "aborted by --max-rejected or --canary; rows not sent are not_attempted.",
     "tls": "stopped: the API's TLS certificate is not trusted; pass --ca-bundle FILE for a corporate CA.",
     "caller": "stopped by the caller after in-flight requests finished.",
 }

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from importer.errors import ConfigError
@@ -39,16 +40,28 @@ class SourceOptions:
 
 @dataclass(frozen=True, slots=True)
 class ValidateConfig:
-    inputs: tuple[str, ...]
+    """What ``validate`` reads; see ``RunConfig`` for ``inputs`` and ``import_key``."""
+
+    inputs: tuple[Any, ...]
     mapping: str
     report: str | None = None
     show: int = 0
     source: SourceOptions = field(default_factory=SourceOptions)
+    import_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    inputs: tuple[str, ...]
+    """One run's settings, as the CLI's flags give them.
+
+    ``inputs`` are file paths, and (library only) in-memory tables: a pyarrow Table or
+    RecordBatchReader, a pandas or polars DataFrame, or any object with
+    ``__arrow_c_stream__``. In-memory data needs ``import_key``, the import's name: the
+    same key with the same content sends nothing again; with other content it is refused
+    unless ``new_import``. Its default report is ``<state_dir>/reports/<key>.report.csv``.
+    """
+
+    inputs: tuple[Any, ...]
     mapping: str
     api_key: Secret
     base_url: str = DEFAULT_BASE_URL
@@ -69,6 +82,10 @@ class RunConfig:
     no_dedup: bool = False  # send rows the delivery ledger knows as sent (an ops re-trigger)
     durable: bool = True  # in-flight marks fsynced: they survive a host crash, not only a kill
     ca_bundle: str | None = None
+    import_key: str | None = None
+    max_invalid: float | None = None  # share of rows (0..1) invalid before sending that sends nothing
+    max_rejected: float | None = None  # share of attempted rows rejected (after 100) that stops the run
+    canary: int = 0  # send this many rows first; go on only if each was accepted
 
 
 LEGACY_STATE_DIR = ".ecdp-import"

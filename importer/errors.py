@@ -7,6 +7,7 @@ ImporterError
 │   └── StateError         the journal refuses: locked, untrusted, or an unfinished import changed
 ├── JournalFault           the journal cannot record any more (disk full, deleted): abort (exit 3)
 ├── OutputError            a report could not be written (disk full): rerun to write it (exit 3)
+├── GuardStop              a guard rail stopped the run (--max-rejected, --canary): exit 3
 ├── ConversionError        one value of one row does not convert: the row is invalid
 └── TransportError         one request failed without an HTTP answer: retry it (unless ``fatal``)
 
@@ -35,6 +36,20 @@ class MappingError(ConfigError):
 
 class InputError(ConfigError):
     """An input file cannot be opened, decoded or parsed."""
+
+
+API_SAID = "; the API said: "
+
+
+class GuardStop(ImporterError):
+    """A guard rail of an unattended run stopped sending (too many rejections, a canary
+    row not accepted): the run ends like the breaker's, exit 3. What follows ``API_SAID``
+    in the message is the API's own words, which may echo customer data: it is printed,
+    never sent in a notification (``without_api_words``)."""
+
+
+def without_api_words(message: str) -> str:
+    return message.split(API_SAID, 1)[0]
 
 
 class StateError(ConfigError):

@@ -333,11 +333,14 @@ class Journal:
         finally:
             self._lock.close()
 
-    def resolve_import(self, path: Path, content: str, size: int, new_import: bool) -> int:
+    def resolve_import(
+        self, origin: str | Path, content: str, size: int, new_import: bool, strict: bool = False
+    ) -> int:
         """The import id for this content: resumed if known, else new, unless one of the
-        path's earlier imports is unfinished (a possibly edited copy of a half-sent file).
+        origin's earlier imports is unfinished (a possibly edited copy of a half-sent file),
+        or, with ``strict`` (an in-memory import key), any earlier import of the origin.
         Every path an import was read from stays attached to it."""
-        real = os.path.realpath(path)
+        real = origin if isinstance(origin, str) else os.path.realpath(origin)
         found = self.db.execute("SELECT id FROM imports WHERE fingerprint = ?", (content,)).fetchone()
         if found:
             self.db.execute("INSERT OR IGNORE INTO import_paths (path, import_id) VALUES (?, ?)", (real, found[0]))
@@ -345,9 +348,15 @@ class Journal:
         prev = self.db.execute(
             "SELECT import_id FROM import_paths WHERE path = ? ORDER BY import_id DESC LIMIT 1", (real,)
         ).fetchone()
+        if prev and not new_import and strict:
+            raise StateError(
+                f"import key {real.removeprefix('memory:')!r} was used before for other content; "
+                "pass new_import=True to import this content as new (rows already sent are still "
+                "not sent again), or use another import_key"
+            )
         if prev and not new_import and not self.is_finished(prev[0]):
             raise StateError(
-                f"{path}: its content changed since an earlier import of this path that is "
+                f"{origin}: its content changed since an earlier import of this path that is "
                 "unfinished (rows not_attempted, failed or unknown); resending it whole could "
                 "send rows twice. Rerun with the original file to finish that import, or pass "
                 "--new-import to import this content as new"

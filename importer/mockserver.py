@@ -55,6 +55,7 @@ class MockOptions:
     fail_5xx: float = 0.0
     drop: float = 0.0
     fail_after: int | None = None
+    reject_containing: str | None = None  # answer 400 to a valid body holding this text
     events: frozenset[int] | None = None
     segments: frozenset[int] | None = None
     record: str | None = None
@@ -215,6 +216,9 @@ class MockServer:
         except orjson.JSONDecodeError:
             return problem(400, "One or more validation errors occurred.", "body is not JSON", ["body is not JSON"])
         errors = check_body(path, doc)
+        marker = self.options.reject_containing
+        if not errors and marker and marker.encode() in body:
+            errors = [f"mock rule: the body contains {marker!r}"]
         if errors:
             return problem(400, "One or more validation errors occurred.", errors[0], errors)
         opts = self.options

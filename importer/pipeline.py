@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -15,10 +17,11 @@ from typing import Any, TypeVar
 import orjson
 
 from importer.config import RunConfig, ValidateConfig, default_report
-from importer.errors import ConfigError, InputError, JournalFault
+from importer.errors import API_SAID, ConfigError, GuardStop, ImporterError, InputError, JournalFault
 from importer.journal import Holder, Journal
 from importer.ledger import identity_function
 from importer.mapping import load_mapping
+from importer.memory import TableSource, check_import_key, is_in_memory
 from importer.payload import PayloadBuilder
 from importer.preview import ProblemSummary
 from importer.progress import Progress, duration
@@ -51,6 +54,7 @@ EXIT_FOR_STOP = {
     StopReason.SIGTERM: 143,
     StopReason.INPUT: 2,
     StopReason.STATE: 3,
+    StopReason.GUARD: 3,
     StopReason.TLS: 2,
     StopReason.CALLER: 143,
 }
@@ -112,8 +116,15 @@ def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple
     paths: every check before anything is sent."""
     builder = PayloadBuilder(load_mapping(config.mapping))
     sources = []
-    for name in config.inputs:
-        source = open_source(name, config.source.encoding, config.source.delimiter)
+    in_memory = [i for i in config.inputs if is_in_memory(i)]
+    key = check_import_key(config.import_key) if in_memory else None
+    for number, given in enumerate(config.inputs, start=1):
+        if is_in_memory(given):
+            name = key if len(in_memory) == 1 else f"{key}#{number}"
+            source: Source = TableSource(given, str(name))
+        else:
+            name = os.fspath(given)
+            source = open_source(name, config.source.encoding, config.source.delimiter)
         if is_report(source.columns):
             # Last night's default report sits beside the drops: `run drops/*.csv` matches it.
             if notify:
@@ -124,7 +135,7 @@ def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple
         sources.append(source)
     if not sources:
         raise InputError("no input left to import: every input given is an ecdp-import report")
-    report = config.report or default_report(sources[0].name)
+    report = config.report or _default_report(config, sources[0])
     report_format(report)
     outputs = {"--report": report}
     if isinstance(config, RunConfig):
@@ -133,6 +144,13 @@ def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple
     if isinstance(config, RunConfig) and config.base_url.startswith("https:"):
         tls_context(config.ca_bundle)  # a missing or broken CA bundle is a configuration error
     return builder, sources, report
+
+
+def _default_report(config: RunConfig | ValidateConfig, first: Source) -> str:
+    """Beside the first input file; for in-memory data of a run, in the state directory."""
+    if isinstance(first, TableSource) and isinstance(config, RunConfig):
+        return str(Path(config.state_dir) / "reports" / f"{first.name}.report.csv")
+    return default_report(first.name)
 
 
 def _check_age(source: Source, min_age: float) -> None:
@@ -211,17 +229,32 @@ async def arun_import(
     run in a worker thread, so a stop is honoured while a large input is scanned."""
     started = time.monotonic()
     stop = stop or StopToken()
-    prepared = await asyncio.to_thread(_prepare_run, config, notify, stop)
+    preparing = asyncio.ensure_future(asyncio.to_thread(_prepare_run, config, notify, stop))
+    try:
+        prepared = await asyncio.shield(preparing)
+    except asyncio.CancelledError:  # the caller's task was cancelled: stop the scan, leave
+        stop.stop(StopReason.CALLER)
+        left = await preparing
+        if left is not None:
+            left[2].close()
+        raise
     if prepared is None:
         reason = stop.reason or StopReason.CALLER
         return Summary("run", EXIT_FOR_STOP[reason], {}, time.monotonic() - started, 0, "", stop_reason=reason.value)
     builder, plans, journal, report = prepared
     run = _Run(config, builder, plans, journal, progress)
+    cancelled = False
     counts: dict[str, int] = {}
     try:
         if notify:
             notify(plan_line([p.source for p in plans], config))
-        sender = await run.send(transport, stop)
+        sending = asyncio.ensure_future(run.send(transport, stop))
+        try:
+            sender = await asyncio.shield(sending)
+        except asyncio.CancelledError:  # as SIGTERM: what is on the wire finishes, then out
+            cancelled = True
+            stop.stop(StopReason.CALLER)
+            sender = await sending
         for plan in plans:
             if journal.is_finished(plan.import_id):
                 journal.mark_finished(plan.import_id)
@@ -255,6 +288,8 @@ async def arun_import(
     )
     if config.summary_json:
         write_json(config.summary_json, summary.as_json())
+    if cancelled:
+        raise asyncio.CancelledError
     return summary
 
 
@@ -269,6 +304,9 @@ def _prepare_run(
         plans = _plan(journal, sources, config.new_import, stop)
         if plans is not None and not journal.verified(lambda: stop.stopped):
             plans = None
+        limit = config.max_invalid
+        if plans is not None and limit is not None and not _check_invalid_share(builder, plans, limit, stop):
+            plans = None
     except BaseException:
         journal.close()
         raise
@@ -276,6 +314,25 @@ def _prepare_run(
         journal.close()
         return None
     return builder, plans, journal, report
+
+
+def _check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float, stop: StopToken) -> bool:
+    """``--max-invalid``: render every row once before sending; refuse the whole run
+    (nothing sent) when the invalid share is over the limit. False when a stop came."""
+    invalid = total = 0
+    for plan in plans:
+        for row in plan.source.rows():
+            total += 1
+            if total % 4096 == 0 and stop.stopped:
+                return False
+            if builder.render(row).status == "invalid":
+                invalid += 1
+    if total and invalid / total > limit:
+        raise InputError(
+            f"{invalid:,} of {total:,} rows ({invalid / total:.1%}) are invalid, more than --max-invalid "
+            f"{limit:.1%}: nothing was sent; `ecdp-import validate` lists the problems"
+        )
+    return True
 
 
 def _salvage_report(report: str, journal: Journal, plans: list[Plan]) -> None:
@@ -338,7 +395,8 @@ def _plan(journal: Journal, sources: list[Source], new_import: bool, stop: StopT
             raise ConfigError(f"{source.name} has the same content as {seen[content]}; pass it once")
         seen[content] = source.name
         size = source.stamp.size
-        import_id = journal.resolve_import(source.path, content, size, new_import)
+        keyed = isinstance(source, TableSource)  # an import key: other content under it is refused
+        import_id = journal.resolve_import(source.origin, content, size, new_import, strict=keyed)
         journal.set_total(import_id, source.estimate_rows())  # exact after the scan
         plans.append(Plan(source, import_id, content, size))
     return plans
@@ -355,7 +413,15 @@ class _Run:
         self.plans = plans
         self.journal = journal
         self.progress = progress
-        self.stop_error: InputError | JournalFault | None = None  # a stop with a message of its own
+        self.stop_error: ImporterError | None = None  # a stop with a message of its own
+        self.sender: Sender | None = None
+        self.attempted = 0  # rows with a final answer this run (sent, rejected, failed)
+        self.rejected = 0
+        self.canary_left = config.canary  # rows still to queue as canaries
+        self.canary_queued = 0
+        self.canary_pending: set[tuple[int, int]] = set()
+        self.canary_results: list[tuple[Job, Outcome]] = []
+        self.canary_done = asyncio.Event()
         mapping = builder.mapping
         self.identify = identity_function(mapping.path, mapping.dedup, mapping.dedup_key)
         # Identities of rows queued or on the wire in this run, not yet final in the journal:
@@ -374,12 +440,54 @@ class _Run:
 
     def finished(self, job: Job, outcome: Outcome) -> None:
         self.journal.finished(job, outcome)
+        self.attempted += 1
+        if outcome.status == "rejected":
+            self.rejected += 1
+            self._watch_rejections()
+        if job.key in self.canary_pending:
+            self.canary_pending.discard(job.key)
+            self.canary_results.append((job, outcome))
+            if not self.canary_pending:
+                self.canary_done.set()
         if job.identity is not None:
             entry = self.pending_ids.pop(job.identity, None)
             if entry is not None and outcome.status == "sent":
                 self.sent_since_query[job.identity] = entry
         if self.progress is not None:
             self.progress.add(outcome.status)
+
+    def _guard_stop(self, message: str) -> None:
+        if self.sender is not None and not self.sender.stopped:
+            self.stop_error = self.stop_error or GuardStop(message)
+            self.sender.stop(StopReason.GUARD)
+
+    def _watch_rejections(self) -> None:
+        """``--max-rejected``: after 100 answers, a rejected share over the limit stops."""
+        limit = self.config.max_rejected
+        if limit is not None and self.attempted >= 100 and self.rejected / self.attempted > limit:
+            self._guard_stop(
+                f"aborted: {self.rejected:,} of {self.attempted:,} rows answered were rejected "
+                f"({self.rejected / self.attempted:.1%}), more than --max-rejected {limit:.1%}: "
+                "sending stopped; the report has the API's details"
+            )
+
+    async def _await_canary(self, sender: Sender) -> None:
+        """``--canary N``: hold the rest until the first N rows are answered; go on only
+        if every one of them was accepted."""
+        self.canary_left = 0
+        while self.canary_pending and not sender.stopped:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.canary_done.wait(), 0.2)
+        bad = [(job, o) for job, o in self.canary_results if o.status != "sent"]
+        if bad:
+            first = "; ".join(
+                f"row {job.key[1]}: {o.status}" + (f" HTTP {o.http_status}" if o.http_status else "") + f" {o.detail}"
+                for job, o in bad[:3]
+            )
+            self._guard_stop(
+                f"aborted: --canary {self.config.canary}: {len(bad)} of the first {len(self.canary_results)} "
+                f"rows were not accepted, so the rest was not sent{API_SAID}{first}"
+            )
 
     async def send(self, transport: Transport | None, stop: StopToken) -> Sender:
         config = self.config
@@ -396,6 +504,7 @@ class _Run:
             backoff=Backoff(config.backoff_base, config.backoff_max),
             limiter=limiter,
         )
+        self.sender = sender
         stop.attach(sender)
 
         def journal_fault(fault: JournalFault) -> None:
@@ -461,6 +570,8 @@ class _Run:
                     await self._release(plan, batch, queue, sender, count)
                     batch = []
             await self._release(plan, batch, queue, sender, count)
+        if self.canary_left and self.canary_queued:  # fewer rows than --canary: all were canaries
+            await self._await_canary(sender)
 
     async def _release(
         self,
@@ -488,7 +599,12 @@ class _Run:
                     count("duplicate")
                     continue
                 self.pending_ids[identity] = (*key, plan.source.name)
+            if self.canary_left:
+                self.canary_pending.add(key)
+                self.canary_queued += 1
             await queue.put(Job(key, body, ref, identity))
+            if self.canary_left and self.canary_queued >= self.canary_left:
+                await self._await_canary(sender)
 
     def _sent_by(self, identity: bytes, key: tuple[int, int], holder: Holder | None) -> str:
         """Why this row's event must not be sent again ("already sent by FILE row N"), or ""

@@ -53,6 +53,7 @@ class StopReason(enum.Enum):
     SIGTERM = "sigterm"
     INPUT = "input"  # an input changed while it was read
     STATE = "state"  # the journal cannot record any more (disk full, deleted)
+    GUARD = "guard"  # --max-rejected or --canary
     TLS = "tls"  # the API's certificate is not trusted: retrying cannot help
     CALLER = "caller"  # StopToken.stop() from the library's caller
 

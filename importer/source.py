@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import io
 import itertools
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -101,6 +102,11 @@ class Source:
     columns: list[str]
     total_rows: int | None
     stamp: Stamp
+
+    @property
+    def origin(self) -> str:
+        """Where the rows come from, as the journal remembers it (the file's real path)."""
+        return os.path.realpath(self.path)
 
     def rows(self) -> Iterator[Row]:
         raise NotImplementedError
