@@ -20,8 +20,8 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check importer tests scripts bench
-	$(VENV)/bin/ruff format --check importer tests scripts bench
+	$(VENV)/bin/ruff check importer tests scripts bench examples
+	$(VENV)/bin/ruff format --check importer tests scripts bench examples
 	$(VENV)/bin/mypy importer
 
 bench: venv

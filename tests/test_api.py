@@ -4,6 +4,8 @@ RecordBatchReaders, against the real mock server over loopback HTTP."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -204,3 +206,23 @@ def test_content_identity_does_not_depend_on_chunking(values: list[str | None], 
     assert [r.values for r in as_stream.rows()] == [r.values for r in as_table.rows()]
     changed = whole.set_column(1, "n", pa.array([n + (n == len(values) - 1) for n in range(len(values))], pa.int64()))
     assert TableSource(changed, "k").scan() != as_table.scan()
+
+
+def test_the_airflow_example_task_with_a_dataframe(tmp_path: Path, mock: Mock, mapping: str) -> None:
+    pd = pytest.importorskip("pandas")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    try:
+        example = importlib.import_module("airflow_dag")
+    finally:
+        sys.path.pop(0)
+    frame = pd.DataFrame({"customer_id": [1, 2], "email": ["a@x.com", "b@x.com"], "total": ["1.50", "2"], "at": None})
+    settings = {"mapping": mapping, "api_key": KEY, "base_url": mock.url, "state_dir": str(tmp_path / "s")}
+    summary = example.import_orders(frame, "2026-11-26", **settings)
+    assert summary["exit_code"] == 0 and summary["counts"] == {"sent": 2}
+    assert example.import_orders(frame, "2026-11-26", **settings)["rows_this_run"] == 0  # a retried task
+    bad = frame.assign(email=["a@x.com", "not-an-email"])
+    with pytest.raises(example.ImportFailed) as failed:
+        example.import_orders(bad, "2026-11-27", **settings)
+    # the next day's frame repeats customer 1's event: the ledger keeps it from going out twice
+    assert failed.value.retry and failed.value.summary["counts"] == {"duplicate": 1, "invalid": 1}
+    assert len(mock.received()) == 2
