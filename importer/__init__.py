@@ -9,9 +9,11 @@ The public API (imported on first use, so that ``import importer`` stays cheap):
 
 ``run_import`` runs its own event loop (main thread or a worker thread); ``arun_import``
 is the same inside a running loop; ``validate`` renders without sending; a ``StopToken``
-stops a run from any thread with SIGTERM's drain semantics. Configuration problems raise
-``ConfigError`` (the CLI's exit 2); a state directory that stops recording raises
-``JournalFault`` (exit 3). None of them installs signal handlers, prints or exits.
+(or cancelling the task awaiting ``arun_import``) stops a run from anywhere with SIGTERM's
+drain semantics. Inputs are paths, or in-memory tables (pyarrow, pandas, polars, any
+Arrow C stream) under an ``import_key``. Configuration problems raise ``ConfigError``
+(the CLI's exit 2); a state directory that stops recording raises ``JournalFault``
+(exit 3). None of them installs signal handlers, prints or exits.
 """
 
 from __future__ import annotations
@@ -38,16 +40,25 @@ _EXPORTS = {
     "InputError": "importer.errors",
     "StateError": "importer.errors",
     "JournalFault": "importer.errors",
+    "GuardStop": "importer.errors",
 }
 __all__ = [
-    "ConfigError", "ImporterError", "InputError", "JournalFault", "MappingError", "RunConfig", "Secret",
+    "ConfigError", "GuardStop", "ImporterError", "InputError", "JournalFault", "MappingError", "RunConfig", "Secret",
     "SourceOptions", "StateError", "StopReason", "StopToken", "Summary", "ValidateConfig", "__version__",
     "arun_import", "run_import", "validate",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
     from importer.config import RunConfig, Secret, SourceOptions, ValidateConfig
-    from importer.errors import ConfigError, ImporterError, InputError, JournalFault, MappingError, StateError
+    from importer.errors import (
+        ConfigError,
+        GuardStop,
+        ImporterError,
+        InputError,
+        JournalFault,
+        MappingError,
+        StateError,
+    )
     from importer.pipeline import Summary, arun_import, run_import, validate
     from importer.sender import StopReason, StopToken
 
