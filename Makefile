@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# Azurite (Azure's storage emulator) for the az:// tests; without npm they are skipped.
+	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/azurite azurite@3 \
+		|| echo "azurite not installed: the az:// tests will be skipped"; fi
 	touch $(STAMP)
 
 demo: venv

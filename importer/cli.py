@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from importer import __version__, alerts, history
+from importer import __version__, alerts, history, remote
 from importer.config import (
     DEFAULT_BASE_URL,
     RunConfig,
@@ -166,7 +166,9 @@ class _RefuseKeyFlag(argparse.Action):
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="CSV or Parquet files")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="CSV or Parquet files, or s3:// gs:// az:// URLs (globs allowed)"
+    )
     p.add_argument("--mapping", required=True, metavar="FILE", help="YAML column mapping")
     p.add_argument(
         "--report",
@@ -179,6 +181,11 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 def _add_csv_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8; a BOM is stripped)")
     p.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+    p.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="S3-compatible store for s3:// inputs and outputs (MinIO, Ceph, R2); default $AWS_ENDPOINT_URL",
+    )
 
 
 def _add_min_age(p: argparse.ArgumentParser) -> None:
@@ -496,7 +503,7 @@ def _run(args: argparse.Namespace, ended: dict[str, Any]) -> int:
         rate_limit=args.rate_limit,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
-        source=SourceOptions(args.encoding, args.delimiter, args.min_age),
+        source=SourceOptions(args.encoding, args.delimiter, args.min_age, args.s3_endpoint_url),
         resend_unknown=args.resend_unknown,
         retry_rejected=args.retry_rejected,
         summary_json=args.summary_json,
@@ -551,7 +558,7 @@ def _validate(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         report=args.report,
         show=max(0, args.show),
-        source=SourceOptions(args.encoding, args.delimiter, args.min_age),
+        source=SourceOptions(args.encoding, args.delimiter, args.min_age, args.s3_endpoint_url),
     )
     summary = validate(config, notify=_note)
     for body in summary.samples:
@@ -580,8 +587,14 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _init_mapping(args: argparse.Namespace) -> int:
-    source = open_source(args.input, args.encoding, args.delimiter)
-    text = scaffold(source, args.endpoint, args.event_id, args.sample)
+    if remote.is_url(args.input):
+        source = remote.open_object(args.input, SourceOptions(args.encoding, args.delimiter, 0.0, args.s3_endpoint_url))
+    else:
+        source = open_source(args.input, args.encoding, args.delimiter)
+    try:
+        text = scaffold(source, args.endpoint, args.event_id, args.sample)
+    finally:
+        remote.release([source])
     if not args.output:
         sys.stdout.write(text)
         return 0

@@ -36,6 +36,7 @@ class SourceOptions:
     encoding: str = "utf-8"
     delimiter: str | None = None
     min_age: float = 0.0  # seconds since an input's last modification, else it is refused
+    s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, Ceph, R2); else $AWS_ENDPOINT_URL
 
 
 @dataclass(frozen=True, slots=True)

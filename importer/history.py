@@ -99,6 +99,7 @@ def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[int, int]:
                 ("ledger", "import_id"),
                 ("rows", "import_id"),
                 ("import_paths", "import_id"),
+                ("remote_objects", "import_id"),
                 ("imports", "id"),
             ):
                 journal.db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", old)

@@ -66,6 +66,13 @@ CREATE TABLE IF NOT EXISTS rows (
     PRIMARY KEY (import_id, row_number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rows_inflight ON rows(status) WHERE status = 'inflight';
+CREATE TABLE IF NOT EXISTS remote_objects (
+    url TEXT NOT NULL,
+    version TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    import_id INTEGER NOT NULL,
+    PRIMARY KEY (url, version, size)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (
     identity BLOB PRIMARY KEY,
     import_id INTEGER NOT NULL,
@@ -369,6 +376,24 @@ class Journal:
         import_id = int(cur.lastrowid or 0)
         self.db.execute("INSERT INTO import_paths (path, import_id) VALUES (?, ?)", (real, import_id))
         return import_id
+
+    def finished_object(self, url: str, version: str, size: int) -> tuple[str, int] | None:
+        """The content hash and row count of the finished import this object version was
+        read into, else None (never seen, or its import is unfinished)."""
+        found = self.db.execute(
+            "SELECT o.import_id, i.fingerprint, i.total_rows FROM remote_objects o JOIN imports i "
+            "ON i.id = o.import_id WHERE o.url = ? AND o.version = ? AND o.size = ?",
+            (url, version, size),
+        ).fetchone()
+        if not found or not version or not self.is_finished(found[0]):
+            return None
+        return str(found[1]), int(found[2])
+
+    def remember_object(self, url: str, version: str, size: int, import_id: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO remote_objects (url, version, size, import_id) VALUES (?, ?, ?, ?)",
+            (url, version, size, import_id),
+        )
 
     def is_finished(self, import_id: int) -> bool:
         total = self.total_rows(import_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from importer import remote
 from importer.config import RunConfig, ValidateConfig, default_report
 from importer.errors import API_SAID, ConfigError, GuardStop, ImporterError, InputError, JournalFault
 from importer.journal import Holder, Journal
@@ -44,6 +46,7 @@ from importer.throttle import WindowLimiter
 from importer.transport import HttpTransport, Transport, tls_context
 
 T = TypeVar("T")
+C = TypeVar("C", RunConfig, ValidateConfig)
 STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
 DONE_STATUSES = ("sent", "skipped", "duplicate")
 LOOKUP_BATCH = 250  # rows looked up in the ledger with one query  # a run whose rows are all these exits 0
@@ -110,27 +113,39 @@ class Summary:
         }
 
 
-def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple[PayloadBuilder, list[Source], str]:
+def _prepare(
+    config: RunConfig | ValidateConfig,
+    notify: Notify | None,
+    known: remote.Known | None = None,
+    stopped: Callable[[], bool] = lambda: False,
+) -> tuple[PayloadBuilder, list[Source], str]:
     """Load and compile the mapping, open every input (checking the mapping's columns
     against each, and its age against ``--min-age``), and settle and check the output
-    paths: every check before anything is sent."""
+    paths: every check before anything is sent. An object-store input is copied once to
+    a local spool, unless ``known`` recognises it as a finished import."""
     builder = PayloadBuilder(load_mapping(config.mapping))
-    sources = []
+    sources: list[Source] = []
     in_memory = [i for i in config.inputs if is_in_memory(i)]
     key = check_import_key(config.import_key) if in_memory else None
-    for number, given in enumerate(config.inputs, start=1):
+    for number, given in enumerate(_expanded(config.inputs, config.source.s3_endpoint_url), start=1):
         if is_in_memory(given):
             name = key if len(in_memory) == 1 else f"{key}#{number}"
             source: Source = TableSource(given, str(name))
+        elif remote.is_url(given):
+            name = given
+            source = remote.open_object(name, config.source, known, stopped)
+            if isinstance(source, remote.FinishedObject):
+                sources.append(source)
+                continue
         else:
             name = os.fspath(given)
             source = open_source(name, config.source.encoding, config.source.delimiter)
+            remote.check_age(name, source.stamp.mtime_ns / 1e9, config.source.min_age)
         if is_report(source.columns):
             # Last night's default report sits beside the drops: `run drops/*.csv` matches it.
             if notify:
                 notify(f"skipping {name}: it is a report written by ecdp-import, not an input")
             continue
-        _check_age(source, config.source.min_age)
         builder.mapping.check_columns(source.name, source.columns)
         sources.append(source)
     if not sources:
@@ -140,33 +155,77 @@ def _prepare(config: RunConfig | ValidateConfig, notify: Notify | None) -> tuple
     outputs = {"--report": report}
     if isinstance(config, RunConfig):
         outputs.update({k: v for k, v in (("--errors", config.errors), ("--summary-json", config.summary_json)) if v})
-    check_outputs(outputs, [Path(config.mapping), *(s.path for s in sources)])
+    local_inputs = [s.path for s in sources if s.remote is None and not isinstance(s, TableSource)]
+    check_outputs(outputs, [Path(config.mapping), *local_inputs])
     if isinstance(config, RunConfig) and config.base_url.startswith("https:"):
         tls_context(config.ca_bundle)  # a missing or broken CA bundle is a configuration error
     return builder, sources, report
 
 
+def _expanded(inputs: tuple[Any, ...], s3_endpoint_url: str | None) -> list[Any]:
+    """Inputs with each object-store glob replaced by its matches, in name order."""
+    out: list[Any] = []
+    for given in inputs:
+        out.extend(remote.expand(given, s3_endpoint_url) if remote.is_url(given) else [given])
+    return out
+
+
 def _default_report(config: RunConfig | ValidateConfig, first: Source) -> str:
-    """Beside the first input file; for in-memory data of a run, in the state directory."""
-    if isinstance(first, TableSource) and isinstance(config, RunConfig):
-        return str(Path(config.state_dir) / "reports" / f"{first.name}.report.csv")
+    """Beside the first input file; for in-memory data or an object of a run, in the
+    state directory's ``reports``; for an object in ``validate``, in the working directory."""
+    if isinstance(first, TableSource) or first.remote is not None:
+        stem = first.name if isinstance(first, TableSource) else Path(first.remote.url.split("://", 1)[1]).name
+        if isinstance(config, RunConfig):
+            return str(Path(config.state_dir) / "reports" / f"{stem}.report.csv")
+        return default_report(stem)
     return default_report(first.name)
 
 
-def _check_age(source: Source, min_age: float) -> None:
-    age = time.time() - source.stamp.mtime_ns / 1e9
-    if min_age and age < min_age:
-        raise InputError(
-            f"{source.name} was modified {max(age, 0):.0f} s ago, less than --min-age {min_age:g}: "
-            "it may still be being written; it is left for a later run"
-        )
+def _local_outputs(config: C) -> tuple[C, list[tuple[str, str]]]:
+    """Outputs given as object-store URLs are written to local files first, then
+    uploaded when the run ends: (the config pointing at the local files, the uploads)."""
+    changes: dict[str, Any] = {}
+    for field_name in ("report", "errors", "summary_json"):
+        value = getattr(config, field_name, None)
+        if value and remote.is_url(value):
+            remote.filesystem(value, config.source.s3_endpoint_url)  # a missing extra: exit 2 now
+            changes[field_name] = remote.local_output(value)
+    uploads = [(local, getattr(config, name)) for name, local in changes.items()]
+    return (dataclasses.replace(config, **changes) if changes else config), uploads
+
+
+def _publish(uploads: list[tuple[str, str]], config: RunConfig | ValidateConfig) -> None:
+    """Upload the outputs written locally (a report, --errors, --summary-json)."""
+    for local, url in uploads:
+        if os.path.exists(local):
+            remote.publish(local, url, config.source.s3_endpoint_url)
+
+
+def _shown(uploads: list[tuple[str, str]], report: str) -> str:
+    """The report's name as the user gave it (its URL when it is uploaded)."""
+    return next((url for local, url in uploads if local == report), report)
 
 
 def validate(config: ValidateConfig, notify: Notify | None = None) -> Summary:
     """Render every row without sending; the report says ``valid``, ``invalid`` or
     ``skipped``, and the summary groups the problems for a preview."""
     started = time.monotonic()
+    config, uploads = _local_outputs(config)
     builder, sources, report = _prepare(config, notify)
+    try:
+        return _validate(config, builder, sources, report, uploads, started)
+    finally:
+        remote.release(sources, uploads)
+
+
+def _validate(
+    config: ValidateConfig,
+    builder: PayloadBuilder,
+    sources: list[Source],
+    report: str,
+    uploads: list[tuple[str, str]],
+    started: float,
+) -> Summary:
     samples: list[dict[str, Any]] = []
     problems = ProblemSummary()
 
@@ -187,13 +246,14 @@ def validate(config: ValidateConfig, notify: Notify | None = None) -> Summary:
 
     counts: dict[str, int] = {}
     write_report(report, status_counts(lines(), counts))
+    _publish(uploads, config)
     return Summary(
         command="validate",
         exit_code=0 if counts.get("invalid", 0) == 0 else 1,
         counts=counts,
         duration_s=time.monotonic() - started,
         rows_this_run=sum(counts.values()),
-        report=report,
+        report=_shown(uploads, report),
         inputs=[{"file": s.name} for s in sources],
         samples=samples,
         problems=problems.lines(several_files=len(sources) > 1),
@@ -229,6 +289,7 @@ async def arun_import(
     run in a worker thread, so a stop is honoured while a large input is scanned."""
     started = time.monotonic()
     stop = stop or StopToken()
+    config, uploads = _local_outputs(config)
     preparing = asyncio.ensure_future(asyncio.to_thread(_prepare_run, config, notify, stop))
     try:
         prepared = await asyncio.shield(preparing)
@@ -242,6 +303,32 @@ async def arun_import(
         reason = stop.reason or StopReason.CALLER
         return Summary("run", EXIT_FOR_STOP[reason], {}, time.monotonic() - started, 0, "", stop_reason=reason.value)
     builder, plans, journal, report = prepared
+    try:
+        summary, cancelled = await _send_and_report(
+            config, builder, plans, journal, report, uploads, started, transport, progress, notify, stop
+        )
+    finally:
+        remote.release([p.source for p in plans], uploads)
+    if cancelled:
+        raise asyncio.CancelledError
+    return summary
+
+
+async def _send_and_report(
+    config: RunConfig,
+    builder: PayloadBuilder,
+    plans: list[Plan],
+    journal: Journal,
+    report: str,
+    uploads: list[tuple[str, str]],
+    started: float,
+    transport: Transport | None,
+    progress: Progress | None,
+    notify: Notify | None,
+    stop: StopToken,
+) -> tuple[Summary, bool]:
+    """Send, then write the outputs; True beside the summary when the caller's task was
+    cancelled (after the drain and the outputs)."""
     run = _Run(config, builder, plans, journal, progress)
     cancelled = False
     counts: dict[str, int] = {}
@@ -278,8 +365,8 @@ async def arun_import(
         counts={s: counts.get(s, 0) for s in STATUS_ORDER if counts.get(s)},
         duration_s=time.monotonic() - started,
         rows_this_run=sum(sender.outcomes.values()),
-        report=report,
-        inputs=[{"file": p.source.name, "sha256": p.fingerprint, "size": p.size} for p in plans],
+        report=_shown(uploads, report),
+        inputs=[_input_entry(p) for p in plans],
         requests=sender.requests,
         retries=sender.retries,
         throttled=sender.gate.decreases,
@@ -288,9 +375,15 @@ async def arun_import(
     )
     if config.summary_json:
         write_json(config.summary_json, summary.as_json())
-    if cancelled:
-        raise asyncio.CancelledError
-    return summary
+    _publish(uploads, config)
+    return summary, cancelled
+
+
+def _input_entry(plan: Plan) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file": plan.source.name, "sha256": plan.fingerprint, "size": plan.size}
+    if plan.source.remote is not None:
+        entry["version"] = plan.source.remote.version
+    return entry
 
 
 def _prepare_run(
@@ -298,9 +391,9 @@ def _prepare_run(
 ) -> tuple[PayloadBuilder, list[Plan], Journal, str] | None:
     """Everything before the first request: checks, the journal, the scan of every
     input. None when a stop came first (nothing was sent)."""
-    builder, sources, report = _prepare(config, notify)
     journal = Journal(config.state_dir, durable=config.durable)
     try:
+        builder, sources, report = _prepare(config, notify, _known(journal, config), lambda: stop.stopped)
         plans = _plan(journal, sources, config.new_import, stop)
         if plans is not None and not journal.verified(lambda: stop.stopped):
             plans = None
@@ -314,6 +407,18 @@ def _prepare_run(
         journal.close()
         return None
     return builder, plans, journal, report
+
+
+def _known(journal: Journal, config: RunConfig) -> remote.Known | None:
+    """Recognises an object version whose import finished: it is not downloaded again.
+    Not when its rows could be wanted again (--retry-rejected, --errors, --max-invalid)."""
+    if config.retry_rejected or config.errors or config.max_invalid is not None:
+        return None
+
+    def known(obj: remote.RemoteObject) -> tuple[str, int] | None:
+        return journal.finished_object(obj.url, obj.version, obj.size)
+
+    return known
 
 
 def _check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float, stop: StopToken) -> bool:
@@ -397,6 +502,8 @@ def _plan(journal: Journal, sources: list[Source], new_import: bool, stop: StopT
         size = source.stamp.size
         keyed = isinstance(source, TableSource)  # an import key: other content under it is refused
         import_id = journal.resolve_import(source.origin, content, size, new_import, strict=keyed)
+        if source.remote is not None:
+            journal.remember_object(source.remote.url, source.remote.version, source.remote.size, import_id)
         journal.set_total(import_id, source.estimate_rows())  # exact after the scan
         plans.append(Plan(source, import_id, content, size))
     return plans

@@ -103,10 +103,13 @@ class Source:
     total_rows: int | None
     stamp: Stamp
 
+    remote: Any = None  # the object-store version (remote.RemoteObject) a local copy holds
+
     @property
     def origin(self) -> str:
-        """Where the rows come from, as the journal remembers it (the file's real path)."""
-        return os.path.realpath(self.path)
+        """Where the rows come from, as the journal remembers it: the file's real path,
+        or an object's URL."""
+        return str(self.remote.url) if self.remote is not None else os.path.realpath(self.path)
 
     def rows(self) -> Iterator[Row]:
         raise NotImplementedError
@@ -131,9 +134,10 @@ class Source:
             raise InputError(f"{self.name}: input changed while reading: is it still being written?")
 
 
-def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None) -> Source:
-    """Open ``name`` as CSV (plain or gzipped) or Parquet, by extension or magic bytes."""
-    path = Path(name)
+def open_source(name: str, encoding: str = "utf-8", delimiter: str | None = None, path: Path | None = None) -> Source:
+    """Open ``name`` as CSV (plain or gzipped) or Parquet, by extension or magic bytes;
+    ``path``, when given, is where its bytes are (a local copy of an object)."""
+    path = path or Path(name)
     if not path.exists():
         raise InputError(f"input file not found: {name}")
     if not path.is_file():
