@@ -9,7 +9,9 @@ Generates its own inputs under bench/data/, then measures in one run:
   d. peak RSS of (b) and (c);
   e. the delivery ledger with 10 million identities: bytes per identity on disk, the cost
      of one lookup (a new event, a duplicate), and how long a journal that size takes to
-     open and check.
+     open and check;
+  f. `validate` of a 1M-row Parquet file from local disk and as an object on a local S3
+     server (moto, with s3fs): the object store's cost.
 Prints a table and writes bench/results.json. Targets are goals, never test failures.
 """
 
@@ -82,7 +84,7 @@ def start_mock(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return spawn("--api-key", KEY, "--latency-ms", str(latency_ms))
 
 
-def validate_cmd(path: Path, report: str, *extra: str) -> list[str]:
+def validate_cmd(path: Path | str, report: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "importer", "validate", str(path), "--mapping", str(DATA / "m.yaml"),
             "--report", str(DATA / report), *extra]  # fmt: skip
 
@@ -209,6 +211,7 @@ def main() -> None:
         path = make_csv(DATA / f"validate_{rows}.csv", rows)
         elapsed, rss, _ = run_measured(validate_cmd(path, f"validate_{rows}.report.csv"))
         results[f"validate_{rows}"] = {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
+    results["object_store"] = object_store_cost(make_csv(DATA / "validate_1000000.csv", 1_000_000))
     results["ledger"] = ledger_cost(int(os.environ.get("BENCH_LEDGER_IDENTITIES", "10000000")))
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
@@ -271,6 +274,49 @@ def ledger_cost(n: int) -> dict[str, Any]:
     }
 
 
+def object_store_cost(csv_path: Path) -> dict[str, Any]:
+    """``validate`` of the same Parquet file from disk and from a local S3 server."""
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+    from moto.server import ThreadedMotoServer
+
+    local = DATA / "validate_1000000.parquet"
+    if not local.exists():
+        names = pv.read_csv(csv_path, read_options=pv.ReadOptions(block_size=1 << 20)).column_names
+        table = pv.read_csv(csv_path, convert_options=pv.ConvertOptions(column_types=dict.fromkeys(names, "string")))
+        pq.write_table(table, local, row_group_size=65_536)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://{host}:{port}"}  # fmt: skip
+    try:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="bench",
+                              aws_secret_access_key="bench", region_name="us-east-1")  # fmt: skip
+        client.create_bucket(Bucket="bench")
+        client.upload_file(str(local), "bench", "validate.parquet")
+        from_disk, _, _ = run_measured(validate_cmd(local, "parquet_local.report.csv"))
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            from_s3, rss, _ = run_measured(validate_cmd("s3://bench/validate.parquet", "parquet_s3.report.csv"))
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    finally:
+        server.stop()
+    return {
+        "rows": 1_000_000,
+        "object_mib": round(local.stat().st_size / 2**20, 1),
+        "local_s": round(from_disk, 2),
+        "s3_s": round(from_s3, 2),
+        "ratio": round(from_s3 / from_disk, 3),
+        "s3_peak_rss_mib": round(rss, 1),
+    }
+
+
 def print_table(r: dict[str, Any]) -> None:
     print(f"\n{'measure':<44}{'value':>14}   target")
     for lat, target in (("20", 0.95), ("0", 0.8)):
@@ -288,6 +334,11 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{f'validate {rows:,} rows: rows/s':<44}{x['rows_per_s']:>14,}   >= 150,000 ({ok})")
         ok = "met" if x["peak_rss_mib"] <= 250 else "NOT met"
         print(f"{f'validate {rows:,} rows: peak RSS MiB':<44}{x['peak_rss_mib']:>14}   <= 250 ({ok})")
+    x = r["object_store"]
+    ok = "met" if x["ratio"] <= 1.3 else "NOT met"
+    print(f"{'validate 1M-row Parquet: local disk, s':<44}{x['local_s']:>14}")
+    print(f"{'validate 1M-row Parquet: from S3 (moto), s':<44}{x['s3_s']:>14}")
+    print(f"{'  S3 / local':<44}{x['ratio']:>14.2f}   <= 1.3 ({ok})")
     x = r["ledger"]
     label = f"ledger of {x['identities']:,}: journal bytes a sent row"
     print(f"{label:<44}{x['journal_bytes_per_sent_row_with_ledger']:>14}")

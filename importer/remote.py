@@ -109,7 +109,7 @@ def expand(name: str, s3_endpoint_url: str | None = None) -> list[str]:
         return [name]
     fs = filesystem(name, s3_endpoint_url)
     try:
-        found = sorted(fs.glob(name))
+        found = sorted(path for path, info in fs.glob(name, detail=True).items() if info.get("type") != "directory")
     except Exception as exc:  # stores raise their own types
         raise _failure(name, exc) from exc
     if not found:

@@ -140,6 +140,16 @@ def test_in_memory_data_needs_a_key_and_a_sane_one(tmp_path: Path, mock: Mock, m
     assert mock.received() == []
 
 
+def test_a_frame_arrow_cannot_hold_is_one_clear_error(tmp_path: Path, mock: Mock, mapping: str) -> None:
+    pd = pytest.importorskip("pandas")
+    mixed = pd.DataFrame({"customer_id": [1, "two"], "email": ["a@x.com", "b@x.com"], "total": [1, 2], "at": None})
+    with pytest.raises(ConfigError, match="orders-2026-11-26: cannot convert the in-memory data to Arrow"):
+        run_import(config(tmp_path, mock, mapping, mixed))
+    empty = table(0)
+    assert run_import(config(tmp_path, mock, mapping, empty, import_key="empty")).counts == {}
+    assert mock.received() == []
+
+
 def test_validate_takes_in_memory_data(tmp_path: Path, mapping: str) -> None:
     data = table(3).set_column(1, "email", pa.array(["a@x.com", "nope", "c@x.com"]))
     summary = validate(ValidateConfig(inputs=(data,), mapping=mapping, report=str(tmp_path / "v.csv"), import_key="k"))

@@ -141,6 +141,7 @@ def test_s3_glob_of_csv_gzip_and_parquet_then_a_rerun_downloads_nothing(
     client.put_object(Bucket=bucket, Key="ecdp/orders_2026-11-24.csv", Body=csv_bytes(1, 100))
     client.put_object(Bucket=bucket, Key="ecdp/orders_2026-11-25.csv.gz", Body=gzip.compress(csv_bytes(101, 100)))
     client.put_object(Bucket=bucket, Key="ecdp/other.csv", Body=csv_bytes(900, 5))
+    client.put_object(Bucket=bucket, Key="ecdp/orders_old/x.csv", Body=csv_bytes(950, 5))  # a "folder" matches too
     pattern = f"s3://{bucket}/ecdp/orders_*"
     outputs = ("--report", f"s3://{bucket}/reports/r.csv", "--summary-json", f"s3://{bucket}/reports/s.json")
     res = run(work, s3.env(), mock, pattern, *outputs)
