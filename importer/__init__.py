@@ -33,6 +33,7 @@ _EXPORTS = {
     "SourceOptions": "importer.config",
     "Secret": "importer.config",
     "StopToken": "importer.sender",
+    "Progress": "importer.progress",
     "StopReason": "importer.sender",
     "ImporterError": "importer.errors",
     "ConfigError": "importer.errors",
@@ -43,8 +44,8 @@ _EXPORTS = {
     "GuardStop": "importer.errors",
 }
 __all__ = [
-    "ConfigError", "GuardStop", "ImporterError", "InputError", "JournalFault", "MappingError", "RunConfig", "Secret",
-    "SourceOptions", "StateError", "StopReason", "StopToken", "Summary", "ValidateConfig", "__version__",
+    "ConfigError", "GuardStop", "ImporterError", "InputError", "JournalFault", "MappingError", "Progress",
+    "RunConfig", "Secret", "SourceOptions", "StateError", "StopReason", "StopToken", "Summary", "ValidateConfig", "__version__",
     "arun_import", "run_import", "validate",
 ]  # fmt: skip
 
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
         StateError,
     )
     from importer.pipeline import Summary, arun_import, run_import, validate
+    from importer.progress import Progress
     from importer.sender import StopReason, StopToken
 
 

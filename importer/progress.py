@@ -7,9 +7,10 @@ line per interval. Updating is a counter increment, so it costs the run nothing.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 SHOWN = ("sent", "duplicate", "invalid", "rejected", "failed", "done_before")
 
@@ -40,6 +41,20 @@ class Progress:
         self._clock = clock
         self._started = clock()
 
+    @classmethod
+    def calling(cls, callback: Callable[[dict[str, Any]], None], interval: float = 5.0) -> Progress:
+        """For the library: ``callback`` gets ``{"done", "total", "exact", "counts"}`` every
+        ``interval`` seconds and once at the end, instead of lines on a stream."""
+        progress = cls(io.StringIO(), False, interval)  # the stream stays unused
+        progress.callback = callback
+        return progress
+
+    callback: Callable[[dict[str, Any]], None] | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        total, exact = self.total() if self.total else (0, True)
+        return {"done": self.done, "total": total, "exact": exact, "counts": dict(self.counts)}
+
     def add(self, status: str) -> None:
         self.counts[status] = self.counts.get(status, 0) + 1
         self.done += 1
@@ -65,6 +80,9 @@ class Progress:
         return " · ".join(parts) if self.tty else "progress: " + ", ".join(parts)
 
     def emit(self) -> None:
+        if self.callback is not None:
+            self.callback(self.snapshot())
+            return
         if self.tty:
             self.stream.write("\r\x1b[2K" + self.line())
         else:
@@ -78,6 +96,9 @@ class Progress:
             self.emit()
 
     def close(self) -> None:
+        if self.callback is not None:
+            self.emit()
+            return
         if self.tty:
             self.emit()
             self.stream.write("\n")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer import RunConfig, Secret, StateError, StopToken, run_import, validate
+from importer import Progress, RunConfig, Secret, StateError, StopToken, run_import, validate
 from importer.config import ValidateConfig
 from importer.errors import ConfigError
 from importer.memory import TableSource
@@ -154,6 +154,13 @@ def test_validate_takes_in_memory_data(tmp_path: Path, mapping: str) -> None:
     data = table(3).set_column(1, "email", pa.array(["a@x.com", "nope", "c@x.com"]))
     summary = validate(ValidateConfig(inputs=(data,), mapping=mapping, report=str(tmp_path / "v.csv"), import_key="k"))
     assert summary.exit_code == 1 and summary.counts == {"valid": 2, "invalid": 1}
+
+
+def test_progress_reaches_a_callback(tmp_path: Path, mock: Mock, mapping: str) -> None:
+    seen: list[dict[str, Any]] = []
+    summary = run_import(config(tmp_path, mock, mapping, table(500)), progress=Progress.calling(seen.append, 0.01))
+    assert summary.counts == {"sent": 500}
+    assert seen[-1] == {"done": 500, "total": 500, "exact": True, "counts": {"sent": 500}}
 
 
 def test_from_a_worker_thread(tmp_path: Path, mock: Mock, mapping: str) -> None:
