@@ -45,8 +45,8 @@ _EXPORTS = {
 }
 __all__ = [
     "ConfigError", "GuardStop", "ImporterError", "InputError", "JournalFault", "MappingError", "Progress",
-    "RunConfig", "Secret", "SourceOptions", "StateError", "StopReason", "StopToken", "Summary", "ValidateConfig", "__version__",
-    "arun_import", "run_import", "validate",
+    "RunConfig", "Secret", "SourceOptions", "StateError", "StopReason", "StopToken", "Summary", "ValidateConfig",
+    "__version__", "arun_import", "run_import", "validate",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
