@@ -390,10 +390,19 @@ def _prepare_run(
     config: RunConfig, notify: Notify | None, stop: StopToken
 ) -> tuple[PayloadBuilder, list[Plan], Journal, str] | None:
     """Everything before the first request: checks, the journal, the scan of every
-    input. None when a stop came first (nothing was sent)."""
-    journal = Journal(config.state_dir, durable=config.durable)
+    input. None when a stop came first (nothing was sent). The journal is opened after
+    the mapping and local inputs are checked (a bad mapping leaves no state directory
+    behind), or at the first object-store input (to know whether it needs downloading)."""
+    opened: list[Journal] = []
+
+    def journal_now() -> Journal:
+        if not opened:
+            opened.append(Journal(config.state_dir, durable=config.durable))
+        return opened[0]
+
     try:
-        builder, sources, report = _prepare(config, notify, _known(journal, config), lambda: stop.stopped)
+        builder, sources, report = _prepare(config, notify, _known(journal_now, config), lambda: stop.stopped)
+        journal = journal_now()
         plans = _plan(journal, sources, config.new_import, stop)
         if plans is not None and not journal.verified(lambda: stop.stopped):
             plans = None
@@ -401,7 +410,8 @@ def _prepare_run(
         if plans is not None and limit is not None and not _check_invalid_share(builder, plans, limit, stop):
             plans = None
     except BaseException:
-        journal.close()
+        if opened:
+            opened[0].close()
         raise
     if plans is None:
         journal.close()
@@ -409,14 +419,14 @@ def _prepare_run(
     return builder, plans, journal, report
 
 
-def _known(journal: Journal, config: RunConfig) -> remote.Known | None:
+def _known(journal: Callable[[], Journal], config: RunConfig) -> remote.Known | None:
     """Recognises an object version whose import finished: it is not downloaded again.
     Not when its rows could be wanted again (--retry-rejected, --errors, --max-invalid)."""
     if config.retry_rejected or config.errors or config.max_invalid is not None:
         return None
 
     def known(obj: remote.RemoteObject) -> tuple[str, int] | None:
-        return journal.finished_object(obj.url, obj.version, obj.size)
+        return journal().finished_object(obj.url, obj.version, obj.size)
 
     return known
 

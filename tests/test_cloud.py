@@ -144,7 +144,9 @@ def test_s3_glob_of_csv_gzip_and_parquet_then_a_rerun_downloads_nothing(
     client.put_object(Bucket=bucket, Key="ecdp/orders_old/x.csv", Body=csv_bytes(950, 5))  # a "folder" matches too
     pattern = f"s3://{bucket}/ecdp/orders_*"
     outputs = ("--report", f"s3://{bucket}/reports/r.csv", "--summary-json", f"s3://{bucket}/reports/s.json")
-    res = run(work, s3.env(), mock, pattern, *outputs)
+    (work / "tmp").mkdir()
+    env = s3.env(TMPDIR=str(work / "tmp"))  # where the spool files go
+    res = run(work, env, mock, pattern, *outputs)
     assert res.returncode == 0, res.stderr
     assert sorted(sent_ids(mock), key=lambda c: int(c[1:])) == [f"C{i}" for i in range(1, 501)]
     report = client.get_object(Bucket=bucket, Key="reports/r.csv")["Body"].read().decode().splitlines()
@@ -156,12 +158,12 @@ def test_s3_glob_of_csv_gzip_and_parquet_then_a_rerun_downloads_nothing(
     assert all(i["version"] for i in summary["inputs"])
     downloads = s3.gets(f"{bucket}/ecdp/")
     assert downloads >= 3
-    again = run(work, s3.env(), mock, pattern, *outputs)
+    again = run(work, env, mock, pattern, *outputs)
     assert again.returncode == 0, again.stderr
     assert s3.gets(f"{bucket}/ecdp/") == downloads  # finished objects are not downloaded again
     assert len(mock.received()) == 500
     assert SECRET not in res.stderr + res.stdout + again.stderr + again.stdout
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("ecdp-import-*.csv*"))  # spools removed
+    assert not list((work / "tmp").iterdir())  # spool files and local copies of outputs removed
 
 
 def test_s3_object_replaced_between_runs_sends_only_its_new_events(work: Path, s3: S3, bucket: str, mock: Mock) -> None:
