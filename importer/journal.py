@@ -279,6 +279,7 @@ class Journal:
         self._state_id = state_id
         self._ino = self.path.stat().st_ino
         self._verdict: list[str] = []
+        self._checking: sqlite3.Connection | None = None
         self._checker = threading.Thread(target=self._quick_check, name="journal-check", daemon=True)
         self._checker.start()
         return db
@@ -288,6 +289,7 @@ class Journal:
         are scanned (it takes about 0.3 s per million rows journaled)."""
         try:
             with contextlib.closing(sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
+                self._checking = ro
                 found = ro.execute("PRAGMA quick_check(5)").fetchall()
             self._verdict.append("; ".join(str(r[0]) for r in found))
         except sqlite3.Error as exc:
@@ -326,7 +328,14 @@ class Journal:
     def close(self) -> None:
         """Commit, fold the log into the database and mark the directory clean. The mark
         is written only once SQLite has removed the log, so "unclean" always comes with
-        the log the next run recovers from (and a missing log then means damage)."""
+        the log the next run recovers from (and a missing log then means damage). A page
+        check still going (a stop came first) is interrupted and waited for: a thread left
+        inside SQLite while the interpreter exits can crash it."""
+        if self._checker.is_alive():
+            checking = self._checking
+            if checking is not None:
+                checking.interrupt()
+            self._checker.join(5)
         try:
             if self.fault is None:
                 self.flush()
