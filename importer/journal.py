@@ -290,7 +290,10 @@ class Journal:
         try:
             with contextlib.closing(sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
                 self._checking = ro
-                found = ro.execute("PRAGMA quick_check(5)").fetchall()
+                try:
+                    found = ro.execute("PRAGMA quick_check(5)").fetchall()
+                finally:
+                    self._checking = None
             self._verdict.append("; ".join(str(r[0]) for r in found))
         except sqlite3.Error as exc:
             self._verdict.append(str(exc))
@@ -334,7 +337,8 @@ class Journal:
         if self._checker.is_alive():
             checking = self._checking
             if checking is not None:
-                checking.interrupt()
+                with contextlib.suppress(sqlite3.ProgrammingError):  # it may close meanwhile
+                    checking.interrupt()
             self._checker.join(5)
         try:
             if self.fault is None:

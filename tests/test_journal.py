@@ -94,3 +94,12 @@ def test_a_reader_that_fails_part_way_leaves_a_directory_the_next_run_trusts(tmp
     again = Journal(str(tmp_path / "s"), durable=False)  # was: "write-ahead log ... is missing"
     assert again.verified() and sum(1 for _ in again.rows(import_id)) == 25_000
     again.close()
+
+
+def test_close_leaves_no_page_check_running(tmp_path: Path) -> None:
+    """A run stopped during the scan closes the journal while its page check may still
+    run: close() ends that thread (one left inside SQLite can crash the exiting interpreter)."""
+    for _ in range(20):
+        journal = Journal(str(tmp_path / "s"))
+        journal.close()
+        assert not journal._checker.is_alive()
