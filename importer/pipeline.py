@@ -7,33 +7,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import os
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from importer import remote
-from importer.config import RunConfig, ValidateConfig, default_report
-from importer.errors import API_SAID, ConfigError, GuardStop, ImporterError, InputError, JournalFault
+from importer.config import RunConfig, ValidateConfig
+from importer.errors import API_SAID, GuardStop, ImporterError, InputError, JournalFault
 from importer.journal import Holder, Journal
 from importer.ledger import identity_function
-from importer.mapping import load_mapping
-from importer.memory import TableSource, check_import_key, is_in_memory
 from importer.payload import PayloadBuilder
+from importer.prepare import (
+    Notify,
+    Plan,
+    estimate_rows,
+    local_outputs,
+    plan_line,
+    prepare,
+    prepare_run,
+    publish,
+    shown,
+)
 from importer.preview import ProblemSummary
-from importer.progress import Progress, duration
+from importer.progress import Progress
 from importer.report import (
     ErrorsWriter,
     ReportLine,
-    check_outputs,
-    is_report,
     merged_columns,
-    report_format,
     status_counts,
     write_json,
     write_report,
@@ -41,15 +44,14 @@ from importer.report import (
 )
 from importer.retry import Backoff
 from importer.sender import Job, Outcome, Sender, StopReason, StopToken
-from importer.source import Source, open_source
+from importer.source import Source
 from importer.throttle import WindowLimiter
-from importer.transport import HttpTransport, Transport, tls_context
+from importer.transport import HttpTransport, Transport
 
 T = TypeVar("T")
-C = TypeVar("C", RunConfig, ValidateConfig)
 STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
-DONE_STATUSES = ("sent", "skipped", "duplicate")
-LOOKUP_BATCH = 250  # rows looked up in the ledger with one query  # a run whose rows are all these exits 0
+DONE_STATUSES = ("sent", "skipped", "duplicate")  # a run whose rows are all these exits 0
+LOOKUP_BATCH = 250  # rows looked up in the ledger with one query
 EXIT_FOR_STOP = {
     StopReason.AUTH: 3,
     StopReason.BREAKER: 3,
@@ -61,17 +63,6 @@ EXIT_FOR_STOP = {
     StopReason.TLS: 2,
     StopReason.CALLER: 143,
 }
-Notify = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """One input of a run: its source and the journal's import for its content."""
-
-    source: Source
-    import_id: int
-    fingerprint: str
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,105 +104,12 @@ class Summary:
         }
 
 
-def _prepare(
-    config: RunConfig | ValidateConfig,
-    notify: Notify | None,
-    known: remote.Known | None = None,
-    stopped: Callable[[], bool] = lambda: False,
-) -> tuple[PayloadBuilder, list[Source], str]:
-    """Load and compile the mapping, open every input (checking the mapping's columns
-    against each, and its age against ``--min-age``), and settle and check the output
-    paths: every check before anything is sent. An object-store input is copied once to
-    a local spool, unless ``known`` recognises it as a finished import."""
-    builder = PayloadBuilder(load_mapping(config.mapping))
-    sources: list[Source] = []
-    in_memory = [i for i in config.inputs if is_in_memory(i)]
-    key = check_import_key(config.import_key) if in_memory else None
-    for number, given in enumerate(_expanded(config.inputs, config.source.s3_endpoint_url), start=1):
-        if is_in_memory(given):
-            name = key if len(in_memory) == 1 else f"{key}#{number}"
-            source: Source = TableSource(given, str(name))
-        elif remote.is_url(given):
-            name = given
-            source = remote.open_object(name, config.source, known, stopped)
-            if isinstance(source, remote.FinishedObject):
-                sources.append(source)
-                continue
-        else:
-            name = os.fspath(given)
-            source = open_source(name, config.source.encoding, config.source.delimiter)
-            remote.check_age(name, source.stamp.mtime_ns / 1e9, config.source.min_age)
-        if is_report(source.columns):
-            # Last night's default report sits beside the drops: `run drops/*.csv` matches it.
-            if notify:
-                notify(f"skipping {name}: it is a report written by ecdp-import, not an input")
-            continue
-        builder.mapping.check_columns(source.name, source.columns)
-        sources.append(source)
-    if not sources:
-        raise InputError("no input left to import: every input given is an ecdp-import report")
-    report = config.report or _default_report(config, sources[0])
-    report_format(report)
-    outputs = {"--report": report}
-    if isinstance(config, RunConfig):
-        outputs.update({k: v for k, v in (("--errors", config.errors), ("--summary-json", config.summary_json)) if v})
-    local_inputs = [s.path for s in sources if s.remote is None and not isinstance(s, TableSource)]
-    check_outputs(outputs, [Path(config.mapping), *local_inputs])
-    if isinstance(config, RunConfig) and config.base_url.startswith("https:"):
-        tls_context(config.ca_bundle)  # a missing or broken CA bundle is a configuration error
-    return builder, sources, report
-
-
-def _expanded(inputs: tuple[Any, ...], s3_endpoint_url: str | None) -> list[Any]:
-    """Inputs with each object-store glob replaced by its matches, in name order."""
-    out: list[Any] = []
-    for given in inputs:
-        out.extend(remote.expand(given, s3_endpoint_url) if remote.is_url(given) else [given])
-    return out
-
-
-def _default_report(config: RunConfig | ValidateConfig, first: Source) -> str:
-    """Beside the first input file; for in-memory data or an object of a run, in the
-    state directory's ``reports``; for an object in ``validate``, in the working directory."""
-    if isinstance(first, TableSource) or first.remote is not None:
-        stem = first.name if isinstance(first, TableSource) else Path(first.remote.url.split("://", 1)[1]).name
-        if isinstance(config, RunConfig):
-            return str(Path(config.state_dir) / "reports" / f"{stem}.report.csv")
-        return default_report(stem)
-    return default_report(first.name)
-
-
-def _local_outputs(config: C) -> tuple[C, list[tuple[str, str]]]:
-    """Outputs given as object-store URLs are written to local files first, then
-    uploaded when the run ends: (the config pointing at the local files, the uploads)."""
-    changes: dict[str, Any] = {}
-    for field_name in ("report", "errors", "summary_json"):
-        value = getattr(config, field_name, None)
-        if value and remote.is_url(value):
-            remote.filesystem(value, config.source.s3_endpoint_url)  # a missing extra: exit 2 now
-            changes[field_name] = remote.local_output(value)
-    uploads = [(local, getattr(config, name)) for name, local in changes.items()]
-    return (dataclasses.replace(config, **changes) if changes else config), uploads
-
-
-def _publish(uploads: list[tuple[str, str]], config: RunConfig | ValidateConfig) -> None:
-    """Upload the outputs written locally (a report, --errors, --summary-json)."""
-    for local, url in uploads:
-        if os.path.exists(local):
-            remote.publish(local, url, config.source.s3_endpoint_url)
-
-
-def _shown(uploads: list[tuple[str, str]], report: str) -> str:
-    """The report's name as the user gave it (its URL when it is uploaded)."""
-    return next((url for local, url in uploads if local == report), report)
-
-
 def validate(config: ValidateConfig, notify: Notify | None = None) -> Summary:
     """Render every row without sending; the report says ``valid``, ``invalid`` or
     ``skipped``, and the summary groups the problems for a preview."""
     started = time.monotonic()
-    config, uploads = _local_outputs(config)
-    builder, sources, report = _prepare(config, notify)
+    config, uploads = local_outputs(config)
+    builder, sources, report = prepare(config, notify)
     try:
         return _validate(config, builder, sources, report, uploads, started)
     finally:
@@ -246,14 +144,14 @@ def _validate(
 
     counts: dict[str, int] = {}
     write_report(report, status_counts(lines(), counts))
-    _publish(uploads, config)
+    publish(uploads, config)
     return Summary(
         command="validate",
         exit_code=0 if counts.get("invalid", 0) == 0 else 1,
         counts=counts,
         duration_s=time.monotonic() - started,
         rows_this_run=sum(counts.values()),
-        report=_shown(uploads, report),
+        report=shown(uploads, report),
         inputs=[{"file": s.name} for s in sources],
         samples=samples,
         problems=problems.lines(several_files=len(sources) > 1),
@@ -289,8 +187,8 @@ async def arun_import(
     run in a worker thread, so a stop is honoured while a large input is scanned."""
     started = time.monotonic()
     stop = stop or StopToken()
-    config, uploads = _local_outputs(config)
-    preparing = asyncio.ensure_future(asyncio.to_thread(_prepare_run, config, notify, stop))
+    config, uploads = local_outputs(config)
+    preparing = asyncio.ensure_future(asyncio.to_thread(prepare_run, config, notify, stop))
     try:
         prepared = await asyncio.shield(preparing)
     except asyncio.CancelledError:  # the caller's task was cancelled: stop the scan, leave
@@ -365,7 +263,7 @@ async def _send_and_report(
         counts={s: counts.get(s, 0) for s in STATUS_ORDER if counts.get(s)},
         duration_s=time.monotonic() - started,
         rows_this_run=sum(sender.outcomes.values()),
-        report=_shown(uploads, report),
+        report=shown(uploads, report),
         inputs=[_input_entry(p) for p in plans],
         requests=sender.requests,
         retries=sender.retries,
@@ -375,7 +273,7 @@ async def _send_and_report(
     )
     if config.summary_json:
         write_json(config.summary_json, summary.as_json())
-    _publish(uploads, config)
+    publish(uploads, config)
     return summary, cancelled
 
 
@@ -384,70 +282,6 @@ def _input_entry(plan: Plan) -> dict[str, Any]:
     if plan.source.remote is not None:
         entry["version"] = plan.source.remote.version
     return entry
-
-
-def _prepare_run(
-    config: RunConfig, notify: Notify | None, stop: StopToken
-) -> tuple[PayloadBuilder, list[Plan], Journal, str] | None:
-    """Everything before the first request: checks, the journal, the scan of every
-    input. None when a stop came first (nothing was sent). The journal is opened after
-    the mapping and local inputs are checked (a bad mapping leaves no state directory
-    behind), or at the first object-store input (to know whether it needs downloading)."""
-    opened: list[Journal] = []
-
-    def journal_now() -> Journal:
-        if not opened:
-            opened.append(Journal(config.state_dir, durable=config.durable))
-        return opened[0]
-
-    try:
-        builder, sources, report = _prepare(config, notify, _known(journal_now, config), lambda: stop.stopped)
-        journal = journal_now()
-        plans = _plan(journal, sources, config.new_import, stop)
-        if plans is not None and not journal.verified(lambda: stop.stopped):
-            plans = None
-        limit = config.max_invalid
-        if plans is not None and limit is not None and not _check_invalid_share(builder, plans, limit, stop):
-            plans = None
-    except BaseException:
-        if opened:
-            opened[0].close()
-        raise
-    if plans is None:
-        journal.close()
-        return None
-    return builder, plans, journal, report
-
-
-def _known(journal: Callable[[], Journal], config: RunConfig) -> remote.Known | None:
-    """Recognises an object version whose import finished: it is not downloaded again.
-    Not when its rows could be wanted again (--retry-rejected, --errors, --max-invalid)."""
-    if config.retry_rejected or config.errors or config.max_invalid is not None:
-        return None
-
-    def known(obj: remote.RemoteObject) -> tuple[str, int] | None:
-        return journal().finished_object(obj.url, obj.version, obj.size)
-
-    return known
-
-
-def _check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float, stop: StopToken) -> bool:
-    """``--max-invalid``: render every row once before sending; refuse the whole run
-    (nothing sent) when the invalid share is over the limit. False when a stop came."""
-    invalid = total = 0
-    for plan in plans:
-        for row in plan.source.rows():
-            total += 1
-            if total % 4096 == 0 and stop.stopped:
-                return False
-            if builder.render(row).status == "invalid":
-                invalid += 1
-    if total and invalid / total > limit:
-        raise InputError(
-            f"{invalid:,} of {total:,} rows ({invalid / total:.1%}) are invalid, more than --max-invalid "
-            f"{limit:.1%}: nothing was sent; `ecdp-import validate` lists the problems"
-        )
-    return True
 
 
 def _salvage_report(report: str, journal: Journal, plans: list[Plan]) -> None:
@@ -478,45 +312,6 @@ def rate_limiter(rate: float) -> WindowLimiter:
     if rate >= 1:
         return WindowLimiter(int(rate), window=1.02)
     return WindowLimiter(1, window=1.02 / rate)
-
-
-def estimate_rows(sources: list[Source]) -> tuple[int, bool]:
-    """Rows in the inputs, and whether that count is exact (Parquet, or CSV read whole)."""
-    return sum(s.estimate_rows() for s in sources), all(s.total_rows is not None for s in sources)
-
-
-def plan_line(sources: list[Source], config: RunConfig) -> str:
-    """``plan: ~1,200,000 rows at concurrency 8, <= 20 req/s ≈ 16 h 40 min``."""
-    rows, exact = estimate_rows(sources)
-    approx = "" if exact else "~"
-    text = f"plan: {approx}{rows:,} rows at concurrency {config.concurrency}, "
-    if config.rate_limit:
-        text += f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
-    else:
-        text += "no rate limit"
-    if config.no_dedup:
-        text += "; dedup off (--no-dedup): events already sent are sent again"
-    return text + f"; state directory {config.state_dir}"
-
-
-def _plan(journal: Journal, sources: list[Source], new_import: bool, stop: StopToken) -> list[Plan] | None:
-    plans: list[Plan] = []
-    seen: dict[str, str] = {}
-    for source in sources:
-        content = source.scan(lambda: stop.stopped)  # the whole file once: its hash, its rows, its structure
-        if stop.stopped:
-            return None
-        if content in seen:
-            raise ConfigError(f"{source.name} has the same content as {seen[content]}; pass it once")
-        seen[content] = source.name
-        size = source.stamp.size
-        keyed = isinstance(source, TableSource)  # an import key: other content under it is refused
-        import_id = journal.resolve_import(source.origin, content, size, new_import, strict=keyed)
-        if source.remote is not None:
-            journal.remember_object(source.remote.url, source.remote.version, source.remote.size, import_id)
-        journal.set_total(import_id, source.estimate_rows())  # exact after the scan
-        plans.append(Plan(source, import_id, content, size))
-    return plans
 
 
 class _Run:
