@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a starter mapping guessed from a file",
         description="Guess a commented starter mapping from a file's header and a sample of its rows.",
     )
-    init.add_argument("input", metavar="INPUT", help="CSV or Parquet file")
+    init.add_argument("input", metavar="INPUT", help="CSV or Parquet file, or an s3:// gs:// az:// object")
     init.add_argument("--endpoint", choices=("customer", "segments"), default="customer")
     init.add_argument("--event-id", type=_positive_int, metavar="N", help="the custom event id")
     init.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
