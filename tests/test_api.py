@@ -243,3 +243,25 @@ def test_the_airflow_example_task_with_a_dataframe(tmp_path: Path, mock: Mock, m
     # the next day's frame repeats customer 1's event: the ledger keeps it from going out twice
     assert failed.value.retry and failed.value.summary["counts"] == {"duplicate": 1, "invalid": 1}
     assert len(mock.received()) == 2
+
+
+def test_hostile_values_in_a_table_make_only_their_rows_invalid(tmp_path: Path, mock: Mock, mapping: str) -> None:
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    data = pa.table(
+        {
+            "customer_id": pa.array([1, 2, 3, 4], pa.int64()),
+            "email": pa.array(["a@x.com", "b@x.com", "c@x.com", "d@x.com"]),
+            "total": pa.array([Decimal("1"), Decimal("1e37"), None, Decimal("2")], pa.decimal128(38, 0)),
+            # row 3 is in the year 10000
+            "at": pa.array(
+                [1, 2, 253_402_300_800_000_000 + 3_600_000_000, int(far.timestamp() * 1e6)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    summary = run_import(config(tmp_path, mock, mapping, data))
+    report = {r["row_number"]: r for r in read_report(Path(summary.report))}
+    assert summary.exit_code == 1
+    assert report["1"]["status"] == "sent" and report["4"]["status"] == "sent"
+    assert report["2"]["status"] == "invalid" and "too large for Money" in report["2"]["detail"]
+    assert report["3"]["status"] == "invalid" and "out of range" in report["3"]["detail"]

@@ -322,3 +322,11 @@ def test_azure_happy_path_and_the_rerun_no_op(work: Path, azurite: str, mock: Mo
     assert s2["counts"] == {"sent": 250} and s2["rows_this_run"] == 0
     assert len(mock.received()) == 250
     assert AZURITE_KEY not in first.stderr + again.stderr
+
+
+def test_s3_damaged_gzip_object_sends_nothing(work: Path, s3: S3, bucket: str, mock: Mock) -> None:
+    whole = gzip.compress(csv_bytes(1, 5000))
+    s3.client().put_object(Bucket=bucket, Key="d/cut.csv.gz", Body=whole[: len(whole) // 2])
+    res = run(work, s3.env(), mock, f"s3://{bucket}/d/cut.csv.gz")
+    assert res.returncode == 2 and f"s3://{bucket}/d/cut.csv.gz: damaged gzip file" in res.stderr, res.stderr
+    assert mock.stats()["requests"] == 0
