@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ConfigError, InputError
-from importer.source import Row, Source, Stamp, to_python
+from importer.source import Row, Source, Stamp, batch_rows
 
 BATCH_ROWS = 8192
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}")
@@ -93,11 +93,7 @@ class TableSource(Source):
             yield self._spool.get_batch(i)
 
     def rows(self) -> Iterator[Row]:
-        number = 0
-        for batch in self._batches():
-            for values in to_python(batch):
-                number += 1
-                yield Row(number, values)
+        return batch_rows(self._batches())
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         """Hash the content (schema without metadata, then the data in fixed-size batches,

@@ -440,11 +440,7 @@ class ParquetSource(Source):
         self.check_unchanged()
 
     def rows(self) -> Iterator[Row]:
-        number = 0
-        for batch in self._batches():
-            for values in to_python(batch):
-                number += 1
-                yield Row(number, values)
+        return batch_rows(self._batches())
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         with _Bounded(self.path, self.stamp.size) as raw:
@@ -453,6 +449,15 @@ class ParquetSource(Source):
             if stopped():
                 return ""
         return raw.digest.hexdigest()
+
+
+def batch_rows(batches: Iterator[Any]) -> Iterator[Row]:
+    """The rows of Arrow record batches, numbered from 1, with exact Python values."""
+    number = 0
+    for batch in batches:
+        for values in to_python(batch):
+            number += 1
+            yield Row(number, values)
 
 
 def to_python(batch: Any) -> list[dict[str, Any]]:
