@@ -51,6 +51,21 @@ def prepare(
     a local spool, unless ``known`` recognises it as a finished import."""
     builder = PayloadBuilder(load_mapping(config.mapping))
     sources: list[Source] = []
+    try:
+        return _open_inputs(config, notify, known, stopped, builder, sources)
+    except BaseException:
+        remote.release(sources)  # the copies of objects opened before the failure
+        raise
+
+
+def _open_inputs(
+    config: RunConfig | ValidateConfig,
+    notify: Notify | None,
+    known: remote.Known | None,
+    stopped: Callable[[], bool],
+    builder: PayloadBuilder,
+    sources: list[Source],
+) -> tuple[PayloadBuilder, list[Source], str]:
     in_memory = [i for i in config.inputs if is_in_memory(i)]
     key = check_import_key(config.import_key) if in_memory else None
     for number, given in enumerate(expanded(config.inputs, config.source.s3_endpoint_url), start=1):
@@ -71,6 +86,7 @@ def prepare(
             # Last night's default report sits beside the drops: `run drops/*.csv` matches it.
             if notify:
                 notify(f"skipping {name}: it is a report written by ecdp-import, not an input")
+            remote.release([source])
             continue
         builder.mapping.check_columns(source.name, source.columns)
         sources.append(source)
@@ -155,9 +171,11 @@ def prepare_run(
         limit = config.max_invalid
         if plans is not None and limit is not None and not check_invalid_share(builder, plans, limit, stop):
             plans = None
-    except BaseException:
+    except BaseException as exc:
         if opened:
             opened[0].close()
+        if isinstance(exc, remote.Stopped):  # a stop while an object was copied: nothing sent
+            return None
         raise
     if plans is None:
         journal.close()

@@ -89,18 +89,25 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0]
 
 
+class Stopped(Exception):
+    """A stop came while an object was being copied: nothing was sent, nothing is kept."""
+
+
+def _reason(exc: BaseException) -> str:
+    """A store error's first line, unless it may carry a credential (then its type)."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if any(marker in text for marker in ("Signature", "secret", "Secret", "token", "Token", "key=", "sig=")):
+        return type(exc).__name__
+    return text
+
+
 def _failure(url: str, exc: BaseException) -> InputError:
     """One line for a store's error, with no credential in it (only the URL and the kind)."""
     if isinstance(exc, FileNotFoundError):
         return InputError(f"input not found: {url}")
     if isinstance(exc, PermissionError):
         return InputError(f"access denied to {url}: check the credentials in the environment")
-    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    for marker in ("Signature", "secret", "Secret", "token", "Token", "key=", "sig="):
-        if marker in text:
-            text = type(exc).__name__
-            break
-    return InputError(f"cannot read {url}: {text}")
+    return InputError(f"cannot read {url}: {_reason(exc)}")
 
 
 def expand(name: str, s3_endpoint_url: str | None = None) -> list[str]:
@@ -168,8 +175,9 @@ def _mtime(fs: Any, url: str, info: dict[str, Any]) -> float:
 def download(
     obj: RemoteObject, s3_endpoint_url: str | None = None, stopped: Callable[[], bool] = lambda: False
 ) -> Path:
-    """Copy one version of the object to an unlinked-on-exit spool file; raise if the
-    object changed while it was copied. The spool lives in $TMPDIR (or the system's)."""
+    """Copy one version of the object to a spool file (removed when the run ends); raise
+    InputError if the object changed while it was copied, ``Stopped`` when ``stopped``
+    turned true first. The spool lives in $TMPDIR (or the system's)."""
     fs = filesystem(obj.url, s3_endpoint_url)
     fd, name = tempfile.mkstemp(prefix="ecdp-import-", suffix=Path(obj.url).suffix or ".bin")
     path = Path(name)
@@ -177,16 +185,23 @@ def download(
     try:
         with os.fdopen(fd, "wb") as out, fs.open(obj.url, "rb", block_size=COPY_BLOCK) as src:
             while block := src.read(COPY_BLOCK):
-                out.write(block)
+                try:
+                    out.write(block)
+                except OSError as exc:  # the spool's disk, not the store
+                    raise InputError(
+                        f"{obj.url}: no room to copy it to {path.parent} ({exc.strerror}); set TMPDIR to a larger disk"
+                    ) from exc
                 if stopped():
-                    break
-    except InputError:
+                    raise Stopped
+        now = stat(obj.url, s3_endpoint_url)
+        if (now.version, now.size) != (obj.version, obj.size) or path.stat().st_size != obj.size:
+            raise InputError(f"{obj.url}: input changed while reading: is it still being uploaded?")
+    except (InputError, Stopped):
+        _forget(path)
         raise
     except Exception as exc:
+        _forget(path)
         raise _failure(obj.url, exc) from exc
-    now = stat(obj.url, s3_endpoint_url)
-    if (now.version, now.size) != (obj.version, obj.size) or path.stat().st_size != obj.size:
-        raise InputError(f"{obj.url}: input changed while reading: is it still being uploaded?")
     return path
 
 
@@ -282,7 +297,7 @@ def publish(local: str, url: str, s3_endpoint_url: str | None = None) -> None:
     try:
         fs.put_file(local, url)
     except Exception as exc:
-        raise OutputError(f"cannot write {url}: {_failure(url, exc).args[0].split(': ', 1)[-1]}") from exc
+        raise OutputError(f"cannot write {url}: {_reason(exc)}") from exc
 
 
 def local_output(url: str) -> str:

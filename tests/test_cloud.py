@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from importer import remote
+from importer import RunConfig, Secret, StopToken, remote, run_import
 from importer.config import SourceOptions
 from importer.errors import ConfigError, InputError
 from tests.conftest import CUSTOMER_MAPPING, Mock, cli_env, read_report
@@ -330,3 +331,45 @@ def test_s3_damaged_gzip_object_sends_nothing(work: Path, s3: S3, bucket: str, m
     res = run(work, s3.env(), mock, f"s3://{bucket}/d/cut.csv.gz")
     assert res.returncode == 2 and f"s3://{bucket}/d/cut.csv.gz: damaged gzip file" in res.stderr, res.stderr
     assert mock.stats()["requests"] == 0
+
+
+def test_a_stop_while_an_object_is_copied_sends_nothing_and_keeps_no_copy(
+    work: Path, s3: S3, bucket: str, mock: Mock, monkeypatch: Any
+) -> None:
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(remote, "_filesystems", {})
+    monkeypatch.setattr(remote, "COPY_BLOCK", 4096)  # several blocks, so the stop lands mid-copy
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    s3.client().put_object(Bucket=bucket, Key="d/big.csv", Body=csv_bytes(1, 2000))
+    with pytest.raises(remote.Stopped):
+        remote.download(remote.stat(f"s3://{bucket}/d/big.csv"), stopped=lambda: True)
+    assert not list(work.glob("ecdp-import-*"))
+    token = StopToken()
+    token.stop()
+    config = RunConfig(
+        inputs=(f"s3://{bucket}/d/big.csv",), mapping=str(work / "m.yaml"), api_key=Secret("k"),
+        base_url=mock.url, state_dir=str(work / "state"),
+    )  # fmt: skip
+    summary = run_import(config, stop=token)
+    assert summary.exit_code == 143 and summary.stop_reason == "caller"
+    assert mock.stats()["requests"] == 0 and not list(work.glob("ecdp-import-*"))
+
+
+def test_no_room_for_the_copy_is_one_clear_line(work: Path, s3: S3, bucket: str, monkeypatch: Any) -> None:
+    tiny = work / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        for name, value in s3.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(remote, "_filesystems", {})
+        monkeypatch.setattr(tempfile, "tempdir", str(tiny))
+        s3.client().put_object(Bucket=bucket, Key="d/big.csv", Body=csv_bytes(1, 20_000))
+        with pytest.raises(InputError, match=rf"s3://{bucket}/d/big.csv: no room to copy it to {tiny} .*TMPDIR"):
+            remote.download(remote.stat(f"s3://{bucket}/d/big.csv"))
+        assert not list(tiny.iterdir())  # the partial copy is gone
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
