@@ -143,11 +143,18 @@ def test_canary_rejected_stops_with_the_apis_words(work: Path, mock_factory: Any
 
 
 def test_canary_accepted_goes_on(work: Path, mock_factory: Any) -> None:
-    mock = mock_factory("--latency-ms", "5")
+    mock = mock_factory("--latency-ms", "20")
     customers_csv(work / "in.csv", 400)
     res = run_cli(*args(mock, "--canary", "10"), cwd=work)
     assert res.returncode == 0, res.stderr
-    assert len(mock.received()) == 400
+    received = mock.received()
+    assert len(received) == 400
+    # The mock records a request when it answers, 20 ms after it arrived: no row after the
+    # canaries can be recorded sooner than 20 ms after the last canary's answer.
+    canaries = {f"C{i}" for i in range(1, 11)}
+    last_canary = max(r["at"] for r in received if r["body"]["customerCrmId"] in canaries)
+    first_other = min(r["at"] for r in received if r["body"]["customerCrmId"] not in canaries)
+    assert first_other - last_canary >= 0.015
 
 
 def test_canary_one_bad_among_the_first_rows(work: Path, mock_factory: Any) -> None:
