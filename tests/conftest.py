@@ -139,3 +139,20 @@ def customers_csv(path: Path, n: int, bad: tuple[int, ...] = ()) -> Path:
         email = "broken-email" if i in bad else f"User{i}@Example.com"
         rows.append([f"C{i}", email, f"{i}.5"])
     return write_csv(path, ["crm_id", "email", "total"], rows)
+
+
+def run_args(mock: Mock, *extra: str, state: str = "state") -> list[str]:
+    """`run in.csv --mapping m.yaml` against ``mock``, state in ``state``, report r.csv."""
+    return [
+        "run",
+        "in.csv",
+        "--mapping",
+        "m.yaml",
+        "--base-url",
+        mock.url,
+        "--state-dir",
+        state,
+        "--report",
+        "r.csv",
+        *extra,
+    ]

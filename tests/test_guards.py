@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import CUSTOMER_MAPPING, KEY, Mock, customers_csv, popen_cli, read_report, run_cli, write_csv
+from tests.conftest import (
+    CUSTOMER_MAPPING,
+    KEY,
+    Mock,
+    customers_csv,
+    popen_cli,
+    read_report,
+    run_args,
+    run_cli,
+    write_csv,
+)
 
 
 class Receiver:
@@ -60,22 +70,6 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def args(mock: Mock, *extra: str) -> list[str]:
-    return [
-        "run",
-        "in.csv",
-        "--mapping",
-        "m.yaml",
-        "--base-url",
-        mock.url,
-        "--state-dir",
-        "state",
-        "--report",
-        "r.csv",
-        *extra,
-    ]
-
-
 def rows_with_bad_crm(path: Path, n: int, bad: set[int]) -> None:
     """crm ids C1..Cn; rows in ``bad`` carry a crm id the mock rejects (``--reject-containing BAD``)."""
     write_csv(
@@ -88,11 +82,11 @@ def rows_with_bad_crm(path: Path, n: int, bad: set[int]) -> None:
 
 def test_max_invalid_over_the_share_sends_nothing(work: Path, mock: Mock) -> None:
     customers_csv(work / "in.csv", 200, bad=tuple(range(1, 201, 10)))  # 20 of 200: 10 %
-    res = run_cli(*args(mock, "--max-invalid", "5%"), cwd=work)
+    res = run_cli(*run_args(mock, "--max-invalid", "5%"), cwd=work)
     assert res.returncode == 2, res.stderr
     assert "20 of 200 rows (10.0%) are invalid, more than --max-invalid 5.0%: nothing was sent" in res.stderr
     assert mock.stats()["requests"] == 0
-    ok = run_cli(*args(mock, "--max-invalid", "10"), cwd=work)  # at the limit is not over it
+    ok = run_cli(*run_args(mock, "--max-invalid", "10"), cwd=work)  # at the limit is not over it
     assert ok.returncode == 1, ok.stderr
     assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 180, "invalid": 20}
 
@@ -100,7 +94,7 @@ def test_max_invalid_over_the_share_sends_nothing(work: Path, mock: Mock) -> Non
 def test_percentages_are_checked(work: Path, mock: Mock) -> None:
     customers_csv(work / "in.csv", 5)
     for bad in ("150%", "-1", "lots"):
-        res = run_cli(*args(mock, "--max-invalid", bad), cwd=work)
+        res = run_cli(*run_args(mock, "--max-invalid", bad), cwd=work)
         assert res.returncode == 2 and "expected a percentage" in res.stderr
     assert mock.stats()["requests"] == 0
 
@@ -111,7 +105,7 @@ def test_percentages_are_checked(work: Path, mock: Mock) -> None:
 def test_max_rejected_stops_like_the_breaker_after_100_answers(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--reject-containing", "BAD")
     rows_with_bad_crm(work / "in.csv", 2000, bad=set(range(1, 2001, 4)))  # 25 % rejected
-    res = run_cli(*args(mock, "--max-rejected", "10%", "--concurrency", "4"), cwd=work)
+    res = run_cli(*run_args(mock, "--max-rejected", "10%", "--concurrency", "4"), cwd=work)
     assert res.returncode == 3, res.stderr
     assert "rows answered were rejected" in res.stderr and "more than --max-rejected 10.0%" in res.stderr
     statuses = Counter(r["status"] for r in read_report(work / "r.csv"))
@@ -122,7 +116,7 @@ def test_max_rejected_stops_like_the_breaker_after_100_answers(work: Path, mock_
 def test_max_rejected_under_the_share_finishes(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--reject-containing", "BAD")
     rows_with_bad_crm(work / "in.csv", 300, bad={5, 150})
-    res = run_cli(*args(mock, "--max-rejected", "5%"), cwd=work)
+    res = run_cli(*run_args(mock, "--max-rejected", "5%"), cwd=work)
     assert res.returncode == 1, res.stderr
     assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 298, "rejected": 2}
 
@@ -133,7 +127,7 @@ def test_max_rejected_under_the_share_finishes(work: Path, mock_factory: Any) ->
 def test_canary_rejected_stops_with_the_apis_words(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--events", "1")  # the mapping's event 77 is unknown: 404 for every row
     customers_csv(work / "in.csv", 500)
-    res = run_cli(*args(mock, "--canary", "5"), cwd=work)
+    res = run_cli(*run_args(mock, "--canary", "5"), cwd=work)
     assert res.returncode == 3, res.stderr
     assert "--canary 5: 5 of the first 5 rows were not accepted" in res.stderr
     assert "custom event 77 does not exist" in res.stderr
@@ -145,7 +139,7 @@ def test_canary_rejected_stops_with_the_apis_words(work: Path, mock_factory: Any
 def test_canary_accepted_goes_on(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--latency-ms", "20")
     customers_csv(work / "in.csv", 400)
-    res = run_cli(*args(mock, "--canary", "10"), cwd=work)
+    res = run_cli(*run_args(mock, "--canary", "10"), cwd=work)
     assert res.returncode == 0, res.stderr
     received = mock.received()
     assert len(received) == 400
@@ -160,7 +154,7 @@ def test_canary_accepted_goes_on(work: Path, mock_factory: Any) -> None:
 def test_canary_one_bad_among_the_first_rows(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--reject-containing", "BAD")
     rows_with_bad_crm(work / "in.csv", 300, bad={3})
-    res = run_cli(*args(mock, "--canary", "20"), cwd=work)
+    res = run_cli(*run_args(mock, "--canary", "20"), cwd=work)
     assert res.returncode == 3 and "1 of the first 20 rows were not accepted" in res.stderr
     assert mock.stats()["requests"] == 20  # the canaries went out; nothing after them
 
@@ -177,7 +171,7 @@ def check_no_secrets(receiver: Receiver) -> None:
 def test_notify_on_success_and_on_rows_not_sent(work: Path, mock_factory: Any, receiver: Receiver) -> None:
     mock = mock_factory("--reject-containing", "BAD")
     customers_csv(work / "in.csv", 50)
-    ok = run_cli(*args(mock, "--notify-url", receiver.url, "--summary-json", "s.json"), cwd=work)
+    ok = run_cli(*run_args(mock, "--notify-url", receiver.url, "--summary-json", "s.json"), cwd=work)
     assert ok.returncode == 0, ok.stderr
     (body,) = receiver.bodies
     summary = json.loads((work / "s.json").read_text())
@@ -185,7 +179,7 @@ def test_notify_on_success_and_on_rows_not_sent(work: Path, mock_factory: Any, r
     assert body["exit_code"] == 0 and body["counts"] == {"sent": 50}
     assert body["text"].startswith("ecdp-import run on ") and "every row delivered (exit 0)" in body["text"]
     rows_with_bad_crm(work / "in.csv", 10, bad={2})
-    some = run_cli(*args(mock, "--notify-url", receiver.url), cwd=work)
+    some = run_cli(*run_args(mock, "--notify-url", receiver.url), cwd=work)
     assert some.returncode == 1
     assert receiver.bodies[1]["exit_code"] == 1 and receiver.bodies[1]["counts"] == {"sent": 9, "rejected": 1}
     check_no_secrets(receiver)
@@ -194,11 +188,11 @@ def test_notify_on_success_and_on_rows_not_sent(work: Path, mock_factory: Any, r
 def test_notify_on_abort_and_on_a_refused_run(work: Path, mock_factory: Any, receiver: Receiver) -> None:
     mock = mock_factory("--events", "1")
     customers_csv(work / "in.csv", 50)
-    aborted = run_cli(*args(mock, "--canary", "2", "--notify-url", receiver.url), cwd=work)
+    aborted = run_cli(*run_args(mock, "--canary", "2", "--notify-url", receiver.url), cwd=work)
     assert aborted.returncode == 3
     assert receiver.bodies[0]["exit_code"] == 3 and "aborted" in receiver.bodies[0]["text"]
     assert "does not exist" not in json.dumps(receiver.bodies[0])  # the API's words stay out
-    refused = run_cli(*args(mock, "--mapping", "missing.yaml", "--notify-url", receiver.url), cwd=work)
+    refused = run_cli(*run_args(mock, "--mapping", "missing.yaml", "--notify-url", receiver.url), cwd=work)
     assert refused.returncode == 2
     assert receiver.bodies[1]["exit_code"] == 2 and "missing.yaml" in receiver.bodies[1]["error"]
     check_no_secrets(receiver)
@@ -207,7 +201,7 @@ def test_notify_on_abort_and_on_a_refused_run(work: Path, mock_factory: Any, rec
 def test_notify_on_sigterm(work: Path, mock_factory: Any, receiver: Receiver) -> None:
     mock = mock_factory("--latency-ms", "20")
     customers_csv(work / "in.csv", 3000)
-    proc = popen_cli(*args(mock, "--notify-url", receiver.url), cwd=work)
+    proc = popen_cli(*run_args(mock, "--notify-url", receiver.url), cwd=work)
     deadline = time.monotonic() + 30
     while mock.stats()["requests"] < 20:
         assert time.monotonic() < deadline
@@ -224,7 +218,9 @@ def test_a_failing_webhook_changes_nothing_and_its_secret_is_not_shown(work: Pat
     customers_csv(work / "in.csv", 10)
     broken = Receiver(status=500)
     try:
-        res = run_cli(*args(mock, "--notify-url", broken.url, "--notify-url", "http://127.0.0.1:9/x?k=S3"), cwd=work)
+        res = run_cli(
+            *run_args(mock, "--notify-url", broken.url, "--notify-url", "http://127.0.0.1:9/x?k=S3"), cwd=work
+        )
     finally:
         broken.close()
     assert res.returncode == 0, res.stderr
@@ -247,7 +243,7 @@ def test_metrics_file_is_prometheus_text_and_keeps_the_last_success(work: Path, 
     mock = mock_factory("--reject-containing", "BAD")
     customers_csv(work / "in.csv", 40)
     before = time.time()
-    assert run_cli(*args(mock, "--metrics-file", "m/ecdp.prom"), cwd=work).returncode == 0
+    assert run_cli(*run_args(mock, "--metrics-file", "m/ecdp.prom"), cwd=work).returncode == 0
     got = metrics(work / "m" / "ecdp.prom")
     m = (("mapping", "m.yaml"),)
     assert got[("ecdp_import_last_run_rows", (("mapping", "m.yaml"), ("status", "sent")))] == 40
@@ -256,7 +252,7 @@ def test_metrics_file_is_prometheus_text_and_keeps_the_last_success(work: Path, 
     success = got[("ecdp_import_last_success_timestamp_seconds", m)]
     assert before <= success <= time.time()
     rows_with_bad_crm(work / "in.csv", 10, bad={1})
-    assert run_cli(*args(mock, "--metrics-file", "m/ecdp.prom"), cwd=work).returncode == 1
+    assert run_cli(*run_args(mock, "--metrics-file", "m/ecdp.prom"), cwd=work).returncode == 1
     again = metrics(work / "m" / "ecdp.prom")
     assert again[("ecdp_import_last_run_exit_code", m)] == 1
     assert again[("ecdp_import_last_run_rows", (("mapping", "m.yaml"), ("status", "rejected")))] == 1

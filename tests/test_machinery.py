@@ -30,25 +30,10 @@ from tests.conftest import (
     customers_csv,
     popen_cli,
     read_report,
+    run_args,
     run_cli,
     start_mock,
 )
-
-
-def run_args(mock: Mock, *extra: str, state: str = "state") -> list[str]:
-    return [
-        "run",
-        "in.csv",
-        "--mapping",
-        "m.yaml",
-        "--base-url",
-        mock.url,
-        "--state-dir",
-        state,
-        "--report",
-        "r.csv",
-        *extra,
-    ]
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> None:
