@@ -14,6 +14,7 @@ its Arrow export (or, for pandas, by its type's module) and converted through py
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -113,6 +114,7 @@ class TableSource(Source):
             source = iter(self._table.to_batches())
         rows = 0
         size = 0
+        complete = False
         try:
             for batch in _rebatched(source, self.schema):
                 if stopped():
@@ -123,13 +125,21 @@ class TableSource(Source):
                 rows += batch.num_rows
                 if sink is not None:
                     sink.write_batch(batch)
+            complete = True
+        except OSError as exc:  # the spool's disk (pyarrow's IO errors are OSErrors too)
+            raise InputError(
+                f"{self.name}: no room to spool the stream in {tempfile.gettempdir()} ({exc}); "
+                "set TMPDIR to a larger disk"
+            ) from exc
         except (pa.ArrowException, ValueError, TypeError) as exc:
             raise InputError(f"{self.name}: cannot read the in-memory data ({exc})") from exc
         finally:
             if sink is not None:
-                sink.close()
-                self._spool = pa.ipc.open_file(pa.memory_map(spool_path))
-                os.unlink(spool_path)  # the mapping stays readable; nothing is left behind
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    sink.close()
+                if complete:
+                    self._spool = pa.ipc.open_file(pa.memory_map(spool_path))
+                os.unlink(spool_path)  # a mapping stays readable; nothing is left behind
         self.total_rows = rows
         self.stamp = Stamp(size=size, mtime_ns=0, inode=0)
         self._digest = digest.hexdigest()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import subprocess
 import sys
+import tempfile
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 
 from importer import Progress, RunConfig, Secret, StateError, StopToken, run_import, validate
 from importer.config import ValidateConfig
-from importer.errors import ConfigError
+from importer.errors import ConfigError, InputError
 from importer.memory import TableSource
 from importer.pipeline import arun_import
 from tests.conftest import KEY, Mock, read_report
@@ -265,3 +267,20 @@ def test_hostile_values_in_a_table_make_only_their_rows_invalid(tmp_path: Path, 
     assert report["1"]["status"] == "sent" and report["4"]["status"] == "sent"
     assert report["2"]["status"] == "invalid" and "too large for Money" in report["2"]["detail"]
     assert report["3"]["status"] == "invalid" and "out of range" in report["3"]["detail"]
+
+
+def test_a_stream_with_no_room_to_spool_is_one_clear_error(tmp_path: Path, monkeypatch: Any) -> None:
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(tiny))
+        data = table(20_000)
+        source = TableSource(pa.RecordBatchReader.from_batches(data.schema, data.to_batches()), "k")
+        with pytest.raises(InputError, match=r"k: no room to spool the stream in .*set TMPDIR"):
+            source.scan()
+        assert not list(tiny.iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
