@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ConfigError, InputError
-from importer.source import Row, Source, Stamp, batch_rows
+from importer.source import Batch, Row, Source, Stamp, arrow_batches, batch_rows
 
 BATCH_ROWS = 8192
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}")
@@ -95,6 +95,9 @@ class TableSource(Source):
 
     def rows(self) -> Iterator[Row]:
         return batch_rows(self._batches())
+
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+        return arrow_batches(self._batches())
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         """Hash the content (schema without metadata, then the data in fixed-size batches,

@@ -75,7 +75,7 @@ class Rendered:
         return self.skipped or "; ".join(map(str, self.errors))
 
 
-def _positive_int32(value: Any, what: str) -> int:
+def positive_int32(value: Any, what: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = to_text(value).strip()
@@ -121,9 +121,9 @@ class PayloadBuilder:
 
     def __init__(self, mapping: Mapping) -> None:
         self.mapping = mapping
-        self._idents = tuple(_ident_step(i) for i in mapping.identifiers)
+        self.idents = tuple(_ident_step(i) for i in mapping.identifiers)
         # In mapping order: a step per column field, the rendered item per constant.
-        self._fields: list[_FieldStep | dict[str, str]] = []
+        self.fields: list[_FieldStep | dict[str, str]] = []
         for i, df in enumerate(mapping.data_fields):
             convert = _converter(df, mapping)
             if df.column is None:
@@ -131,10 +131,10 @@ class PayloadBuilder:
                     wire = convert(df.value)
                 except ConversionError as exc:
                     raise MappingError(f"{mapping.source}: data_fields[{i}].value: {exc}") from exc
-                self._fields.append({"name": df.name, "type": df.type, "value": wire})
+                self.fields.append({"name": df.name, "type": df.type, "value": wire})
             else:
                 label = f"column {df.column!r} ({df.name})"
-                self._fields.append(_FieldStep(df.column, label, df.required, df.name, df.type, convert))
+                self.fields.append(_FieldStep(df.column, label, df.required, df.name, df.type, convert))
 
     def render(self, row: Row) -> Rendered:
         if self.mapping.filters:
@@ -167,7 +167,7 @@ class PayloadBuilder:
             errors.append(Problem(f"column {col!r} (custom_event_id)", "empty"))
             return None
         try:
-            return _positive_int32(value, "custom event id")
+            return positive_int32(value, "custom event id")
         except ConversionError as exc:
             errors.append(Problem(f"column {col!r} (custom_event_id)", exc.problem, exc.value))
             return None
@@ -179,7 +179,7 @@ class PayloadBuilder:
         value = row.values.get(col)
         items = value if isinstance(value, list) else _SEGMENT_SPLIT.split(str(value or ""))
         try:
-            ids = [_positive_int32(v, "segment id") for v in items if str(v).strip()]
+            ids = [positive_int32(v, "segment id") for v in items if str(v).strip()]
         except ConversionError as exc:
             errors.append(Problem(f"column {col!r} (segments)", exc.problem, exc.value))
             return []
@@ -191,7 +191,7 @@ class PayloadBuilder:
         """Fill the identifiers into ``body``; return the report's customer_ref."""
         emails: dict[str, str | None] = {}
         failed = False
-        for step in self._idents:
+        for step in self.idents:
             value = values.get(step.column)
             if value is None:
                 if step.required:
@@ -217,7 +217,7 @@ class PayloadBuilder:
 
     def _data_fields(self, values: dict[str, Any], errors: list[Problem]) -> list[dict[str, str]]:
         fields: list[dict[str, str]] = []
-        for step in self._fields:
+        for step in self.fields:
             if isinstance(step, dict):
                 fields.append(step)
                 continue

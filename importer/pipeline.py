@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from importer import remote
+from importer.batch import BatchRenderer
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import API_SAID, GuardStop, ImporterError, InputError, JournalFault
 from importer.journal import Holder, Journal
@@ -127,20 +128,25 @@ def _validate(
     samples: list[dict[str, Any]] = []
     problems = ProblemSummary()
 
+    verdicts = BatchRenderer(builder).verdicts
+
     def lines() -> Iterator[ReportLine]:
         for source in sources:
-            for row in source.rows():
-                rendered = builder.render(row)
-                if rendered.body is not None:
-                    if len(samples) < config.show:
-                        samples.append(rendered.body)
-                    yield ReportLine(source.name, row.number, "valid", customer_ref=rendered.customer_ref)
-                    continue
-                if rendered.status == "invalid":
-                    problems.add(source.name, row.number, rendered)
-                yield ReportLine(
-                    source.name, row.number, rendered.status, None, "", rendered.detail, 0, rendered.customer_ref
-                )
+            name = source.name
+            for batch in source.batches():
+                refs, others = verdicts(batch)
+                for i, ref in enumerate(refs):
+                    number = batch.start + i
+                    if ref is not None:
+                        body = builder.render(batch.row(i)).body if len(samples) < config.show else None
+                        if body is not None:
+                            samples.append(body)
+                        yield ReportLine(name, number, "valid", customer_ref=ref)
+                        continue
+                    rendered = others[i]
+                    if rendered.status == "invalid":
+                        problems.add(name, number, rendered)
+                    yield ReportLine(name, number, rendered.status, None, "", rendered.detail, 0, rendered.customer_ref)
 
     counts: dict[str, int] = {}
     write_report(report, status_counts(lines(), counts))
@@ -457,30 +463,44 @@ class _Run:
         if not self.config.resend_unknown:
             skip.add("unknown")
         count = self.progress.add if self.progress else (lambda status: None)
-        render = self.builder.render
+        render = BatchRenderer(self.builder).render
+        keyed = self.builder.mapping.dedup_key is not None  # the identity reads the row's values
         for plan in self.plans:
             done = self.journal.statuses(plan.import_id)
             batch: list[tuple[int, bytes, str, bytes | None]] = []
-            for row in plan.source.rows():
-                if row.number % 1024 == 0:
-                    await asyncio.sleep(0)
+            for rows in plan.source.batches():
+                await asyncio.sleep(0)
                 if sender.stopped:
                     break  # the scan counted the rows: nothing to read on for
-                if done.get(row.number) in skip:
-                    count("done_before")
-                    continue
-                rendered = render(row)
-                if rendered.body is None:
-                    status = rendered.status
-                    self.journal.unsent(plan.import_id, row.number, status, rendered.detail, rendered.customer_ref)
-                    count(status)
-                    continue
-                body = orjson.dumps(rendered.body)
-                identity = self.identify(row.values, rendered.body, body) if self.identify else None
-                batch.append((row.number, body, rendered.customer_ref, identity))
-                if len(batch) >= LOOKUP_BATCH:
-                    await self._release(plan, batch, queue, sender, count)
-                    batch = []
+                todo = [done.get(number) not in skip for number in range(rows.start, rows.start + rows.size)]
+                rendered_rows = render(rows) if any(todo) else []
+                for i, number in enumerate(range(rows.start, rows.start + rows.size)):
+                    if sender.stopped:
+                        break
+                    if not todo[i]:
+                        count("done_before")
+                        continue
+                    rendered = rendered_rows[i]
+                    if rendered.body is None:
+                        status = rendered.status
+                        self.journal.unsent(plan.import_id, number, status, rendered.detail, rendered.customer_ref)
+                        count(status)
+                        continue
+                    body = orjson.dumps(rendered.body)
+                    if self.identify:
+                        values = rows.row(i).values if keyed else {}
+                        identity: bytes | None = self.identify(values, rendered.body, body)
+                    else:
+                        identity = None
+                    batch.append((number, body, rendered.customer_ref, identity))
+                    if len(batch) >= LOOKUP_BATCH:
+                        await self._release(plan, batch, queue, sender, count)
+                        batch = []
+                if sender.stopped:
+                    break
+                # A batch is read ahead of its sending: the file is checked again once its
+                # rows are queued, so a file still growing stops the run while rows go out.
+                plan.source.check_unchanged()
             await self._release(plan, batch, queue, sender, count)
         if self.canary_left and self.canary_queued:  # fewer rows than --canary: all were canaries
             await self._await_canary(sender)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from importer import remote
+from importer.batch import BatchRenderer
 from importer.config import RunConfig, ValidateConfig, default_report
 from importer.errors import ConfigError, InputError
 from importer.journal import Journal
@@ -199,13 +200,13 @@ def check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float
     """``--max-invalid``: render every row once before sending; refuse the whole run
     (nothing sent) when the invalid share is over the limit. False when a stop came."""
     invalid = total = 0
+    verdicts = BatchRenderer(builder).verdicts
     for plan in plans:
-        for row in plan.source.rows():
-            total += 1
-            if total % 4096 == 0 and stop.stopped:
+        for batch in plan.source.batches():
+            if stop.stopped:
                 return False
-            if builder.render(row).status == "invalid":
-                invalid += 1
+            total += batch.size
+            invalid += sum(r.status == "invalid" for r in verdicts(batch)[1].values())
     if total and invalid / total > limit:
         raise InputError(
             f"{invalid:,} of {total:,} rows ({invalid / total:.1%}) are invalid, more than --max-invalid "

@@ -33,6 +33,7 @@ from importer.errors import ConversionError, InputError
 DELIMITERS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 64 * 1024
 PARQUET_BATCH_ROWS = 8192
+BATCH_ROWS = 2048  # rows a CSV batch holds: converted column by column, then sent or reported
 STAMP_EVERY = 4096  # records between checks that the file is unchanged
 _SURROGATE = re.compile("[\udc80-\udcff]")
 # Chained after the last line: it ends up inside a field only when a quote is still open.
@@ -56,6 +57,36 @@ class Row:
     number: int
     values: dict[str, Any]
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive rows of one input, column by column (the renderer's unit of work).
+
+    Attributes:
+        start: the number of its first row.
+        columns: column name -> its values in row order (``None`` for empty or null).
+        errors: index in the batch -> why that record is broken (see ``Row.error``).
+    """
+
+    start: int
+    size: int
+    columns: dict[str, list[Any]]
+    errors: dict[int, str]
+
+    def row(self, index: int) -> Row:
+        values = {name: column[index] for name, column in self.columns.items()}
+        return Row(self.start + index, values, self.errors.get(index))
+
+    def rows(self) -> Iterator[Row]:
+        return (self.row(i) for i in range(self.size))
+
+
+def rows_batch(rows: list[Row], columns: list[str]) -> Batch:
+    """The batch holding ``rows`` (consecutive, numbered from ``rows[0].number``)."""
+    values = {name: [row.values.get(name) for row in rows] for name in columns}
+    errors = {i: row.error for i, row in enumerate(rows) if row.error}
+    return Batch(rows[0].number if rows else 1, len(rows), values, errors)
 
 
 class Unreadable:
@@ -117,6 +148,17 @@ class Source:
     def estimate_rows(self) -> int:
         """Best current guess of the number of rows (exact for Parquet)."""
         raise NotImplementedError
+
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+        """The rows as batches of up to ``size`` (the same rows ``rows()`` gives)."""
+        chunk: list[Row] = []
+        for row in self.rows():
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield rows_batch(chunk, self.columns)
+                chunk = []
+        if chunk:
+            yield rows_batch(chunk, self.columns)
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         """Read the whole input once: return its SHA-256, set ``total_rows``, and raise
@@ -319,6 +361,23 @@ class CsvSource(Source):
             yield _csv_row(number, record, columns, width)
         self.total_rows = number
 
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+        columns = self.columns
+        width = len(columns)
+        number = 0
+        records = self._records()
+        while chunk := list(itertools.islice(records, size)):
+            start, number = number + 1, number + len(chunk)
+            if any(len(r) != width for r in chunk) or _SURROGATE.search("".join(itertools.chain.from_iterable(chunk))):
+                yield rows_batch([_csv_row(start + i, r, columns, width) for i, r in enumerate(chunk)], columns)
+                continue
+            values = {
+                name: [v if v and not v.isspace() else None for v in column]
+                for name, column in zip(columns, zip(*chunk, strict=True), strict=True)
+            }
+            yield Batch(start, len(chunk), values, {})
+        self.total_rows = number
+
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         count = 0
         for count, _ in enumerate(self._records(), start=1):
@@ -442,6 +501,9 @@ class ParquetSource(Source):
     def rows(self) -> Iterator[Row]:
         return batch_rows(self._batches())
 
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+        return arrow_batches(self._batches())
+
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         with _Bounded(self.path, self.stamp.size) as raw:
             raw.drain(stopped)
@@ -458,6 +520,18 @@ def batch_rows(batches: Iterator[Any]) -> Iterator[Row]:
         for values in to_python(batch):
             number += 1
             yield Row(number, values)
+
+
+def arrow_batches(batches: Iterator[Any]) -> Iterator[Batch]:
+    """Arrow record batches as Batches, numbered from 1, with exact Python values."""
+    start = 1
+    for batch in batches:
+        values = {
+            name: _column_values(field, column)
+            for name, field, column in zip(batch.schema.names, batch.schema, batch.columns, strict=True)
+        }
+        yield Batch(start, batch.num_rows, values, {})
+        start += batch.num_rows
 
 
 def to_python(batch: Any) -> list[dict[str, Any]]:
