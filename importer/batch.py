@@ -26,6 +26,7 @@ CACHE_LIMIT = 1 << 17  # entries a column's cache holds before it starts over
 TRIAL_VALUES = 1 << 15  # a column's cache is dropped when, after this many values,
 USEFUL_HITS = 0.1  # fewer than this share were found in it (ids, emails: all distinct)
 _FAIL = object()  # a value whose conversion failed: its row goes to the row renderer
+_MISS = object()  # not in the cache yet
 
 
 class _Cached:
@@ -36,46 +37,60 @@ class _Cached:
 
     def __init__(self, convert: Callable[[Any], Any]) -> None:
         self.convert = convert
-        self.cache: dict[str, Any] | None = {}
+        self.cache: dict[str | None, Any] | None = {None: None}
         self.seen = self.misses = 0
 
     def column(self, values: Sequence[Any], required: bool, bad: set[int]) -> list[Any]:
         """The converted values (None where absent); rows that fail join ``bad``."""
-        cache, convert = self.cache, self.convert
-        out: list[Any] = []
-        append = out.append
-        misses = 0
-        for i, value in enumerate(values):
-            if value is None:
-                if required:
-                    bad.add(i)
-                append(None)
-                continue
-            if cache is not None and type(value) is str:
-                wire = cache.get(value)
-                if wire is None:
-                    misses += 1
-                    try:
-                        wire = convert(value)
-                    except ConversionError:
-                        wire = _FAIL
-                    if len(cache) >= CACHE_LIMIT:
-                        cache.clear()
-                    cache[value] = wire
-            else:
-                try:
-                    wire = convert(value)
-                except ConversionError:
-                    wire = _FAIL
-            if wire is _FAIL:
-                bad.add(i)
-            append(wire)
-        if cache is not None and self.seen < TRIAL_VALUES:
-            self.seen += len(values)
+        if required and None in values:
+            bad.update(i for i, value in enumerate(values) if value is None)
+        cache, one = self.cache, self.one
+        if cache is None:
+            out = [one(value) for value in values]
+        else:
+            try:
+                get = cache.get
+                out = [get(value, _MISS) for value in values]  # None is a key: absent stays None
+            except TypeError:  # an unhashable value (a Parquet list)
+                out = [_MISS] * len(values)
+            misses = 0
+            if _MISS in out:
+                for i, wire in enumerate(out):
+                    if wire is _MISS:
+                        value = values[i]
+                        if type(value) is not str:
+                            out[i] = one(value)
+                            continue
+                        wire = cache.get(value, _MISS)  # met earlier in this batch
+                        if wire is _MISS:
+                            misses += 1
+                            wire = one(value)
+                            if len(cache) >= CACHE_LIMIT:
+                                cache.clear()
+                                cache[None] = None
+                            cache[value] = wire
+                        out[i] = wire
+            self._judge(len(values), misses)
+        if _FAIL in out:
+            bad.update(i for i, wire in enumerate(out) if wire is _FAIL)
+        return out
+
+    def one(self, value: Any) -> Any:
+        """One value converted: None when absent, _FAIL when it cannot be."""
+        if value is None:
+            return None
+        try:
+            return self.convert(value)
+        except ConversionError:
+            return _FAIL
+
+    def _judge(self, seen: int, misses: int) -> None:
+        """Drop the cache of a column whose values hardly repeat: it only costs there."""
+        if self.seen < TRIAL_VALUES:
+            self.seen += seen
             self.misses += misses
             if self.seen >= TRIAL_VALUES and self.misses > self.seen * (1 - USEFUL_HITS):
-                self.cache = None  # the column's values hardly repeat: the cache only costs
-        return out
+                self.cache = None
 
 
 class BatchRenderer:

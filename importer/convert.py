@@ -22,6 +22,9 @@ FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 _BOOLEAN_WORDS = {**dict.fromkeys(TRUE_WORDS, "true"), **dict.fromkeys(FALSE_WORDS, "false")}
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _CENT = Decimal("0.01")
+# ASCII digits only ('١٢٣' and '²' take the Decimal path), no sign, no exponent, no spaces.
+_PLAIN_INTEGER = re.compile(r"[0-9]{1,18}")
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,2}))?")
 # scheme://[userinfo@]host[:port][/path?query#fragment], no whitespace or control characters.
 _URL = re.compile(r"(?i:https?)://(?:[^\s\x00-\x1f/?#@]+@)?[^\s\x00-\x1f/?#@:]+(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -107,10 +110,15 @@ def _plain(number: Decimal) -> str:
 
 
 def convert_number(value: Any, decimal: str = ".", thousands: str = "") -> str:
+    if type(value) is str and _PLAIN_INTEGER.fullmatch(value):  # the common case, without Decimal
+        return str(int(value))
     return _plain(to_decimal(value, decimal, thousands))
 
 
 def convert_money(value: Any, decimal: str = ".", thousands: str = "") -> str:
+    if type(value) is str and decimal == "." and (plain := _PLAIN_AMOUNT.fullmatch(value)):
+        # 12.5 -> 12.50, 007 -> 7.00: what quantizing gives, when there is nothing to round
+        return f"{int(plain[1])}.{(plain[2] or '').ljust(2, '0')}"
     try:
         cents = to_decimal(value, decimal, thousands).quantize(_CENT, rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:  # more digits than the decimal context holds

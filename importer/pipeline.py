@@ -41,6 +41,7 @@ from importer.report import (
     status_counts,
     write_json,
     write_report,
+    write_report_tuples,
     writing,
 )
 from importer.retry import Backoff
@@ -129,27 +130,34 @@ def _validate(
     problems = ProblemSummary()
 
     verdicts = BatchRenderer(builder).verdicts
+    counts: dict[str, int] = {}
 
-    def lines() -> Iterator[ReportLine]:
+    def lines() -> Iterator[tuple[Any, ...]]:
         for source in sources:
             name = source.name
             for batch in source.batches():
                 refs, others = verdicts(batch)
-                for i, ref in enumerate(refs):
-                    number = batch.start + i
-                    if ref is not None:
-                        body = builder.render(batch.row(i)).body if len(samples) < config.show else None
-                        if body is not None:
-                            samples.append(body)
-                        yield ReportLine(name, number, "valid", customer_ref=ref)
-                        continue
-                    rendered = others[i]
+                valid = batch.size - len(others)
+                first_valid = next((i for i, ref in enumerate(refs) if ref is not None), batch.size)
+                for i, rendered in others.items():  # counts keep the order statuses first appear in
+                    if first_valid < i:
+                        counts.setdefault("valid", 0)
+                    counts[rendered.status] = counts.get(rendered.status, 0) + 1
                     if rendered.status == "invalid":
-                        problems.add(name, number, rendered)
-                    yield ReportLine(name, number, rendered.status, None, "", rendered.detail, 0, rendered.customer_ref)
+                        problems.add(name, batch.start + i, rendered)
+                if valid:
+                    counts["valid"] = counts.get("valid", 0) + valid
+                for i, ref in enumerate(refs):
+                    if ref is not None:
+                        if len(samples) < config.show:
+                            body = builder.render(batch.row(i)).body
+                            samples.append(body or {})
+                        yield (name, batch.start + i, "valid", None, "", "", 0, ref)
+                    else:
+                        r = others[i]
+                        yield (name, batch.start + i, r.status, None, "", r.detail, 0, r.customer_ref)
 
-    counts: dict[str, int] = {}
-    write_report(report, status_counts(lines(), counts))
+    write_report_tuples(report, lines())
     publish(uploads, config)
     return Summary(
         command="validate",

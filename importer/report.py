@@ -62,6 +62,11 @@ def write_report(path: str, lines: Iterable[ReportLine]) -> None:
     """Write every line to ``path`` in the format its extension names. The file is
     written beside its target and renamed over it: a run that fails part-way leaves the
     previous report, never half of a new one."""
+    write_report_tuples(path, map(_as_tuple, lines))
+
+
+def write_report_tuples(path: str, lines: Iterable[tuple[Any, ...]]) -> None:
+    """``write_report`` for lines as tuples in ``COLUMNS`` order (no object per line)."""
     fmt = report_format(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +81,7 @@ def write_report(path: str, lines: Iterable[ReportLine]) -> None:
                         _write_csv(fh, lines)
                     else:
                         for line in lines:
-                            fh.write(orjson.dumps(_as_dict(line)).decode() + "\n")
+                            fh.write(orjson.dumps(dict(zip(COLUMNS, line, strict=True))).decode() + "\n")
             os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -127,17 +132,13 @@ def _as_tuple(line: ReportLine) -> tuple[Any, ...]:
     )
 
 
-def _as_dict(line: ReportLine) -> dict[str, Any]:
-    return dict(zip(COLUMNS, _as_tuple(line), strict=True))
-
-
-def _write_csv(fh: IO[str], lines: Iterable[ReportLine]) -> None:
+def _write_csv(fh: IO[str], lines: Iterable[tuple[Any, ...]]) -> None:
     writer = csv.writer(fh)
     writer.writerow(COLUMNS)
-    writer.writerows(_as_tuple(line) for line in lines)
+    writer.writerows(lines)
 
 
-def _write_parquet(target: Path, lines: Iterable[ReportLine]) -> None:
+def _write_parquet(target: Path, lines: Iterable[tuple[Any, ...]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -147,7 +148,7 @@ def _write_parquet(target: Path, lines: Iterable[ReportLine]) -> None:
     with pq.ParquetWriter(target, schema) as writer:
         chunk: list[dict[str, Any]] = []
         for line in lines:
-            chunk.append(_as_dict(line))
+            chunk.append(dict(zip(COLUMNS, line, strict=True)))
             if len(chunk) >= PARQUET_CHUNK:
                 writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
                 chunk = []

@@ -15,6 +15,7 @@ quote never closed, a damaged gzip stream, corrupt Parquet pages).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -316,33 +317,34 @@ class CsvSource(Source):
         """The exact count once the file was scanned or read, else the sample's guess."""
         return self._sample_estimate if self.total_rows is None else self.total_rows
 
-    def _records(self) -> Iterator[list[str]]:
-        """Every data record (header and blank lines left out), checking the structure:
-        a csv error or a quote still open at the end names the line its record starts on."""
+    def _reader(self, fh: Any) -> Any:
+        return csv.reader(itertools.chain(fh, (_EOF,)), delimiter=self.delimiter)
+
+    def _chunks(self) -> Iterator[list[list[str]]]:
+        """Every data record (header and blank lines left out), read a chunk at a time,
+        checking the structure: a csv error, or a quote still open at the end, names the
+        line its record starts on."""
         stream, raw = self._open_bytes()
         self._raw = raw
         with raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
-            reader = csv.reader(itertools.chain(fh, (_EOF,)), delimiter=self.delimiter)
-            line = 0
+            reader = self._reader(fh)
             try:
                 next(reader, None)
-                line = reader.line_num
-                for count, record in enumerate(reader):
-                    if record and record[-1].endswith(_EOF):
-                        if record == [_EOF]:
-                            break
-                        raise InputError(
-                            f"{self.name}: line {line + 1}: a quoted field opened in the record starting "
-                            "here is never closed (an unclosed quote); fix the file, nothing was sent"
-                        )
-                    line = reader.line_num
-                    if count % STAMP_EVERY == 0:
-                        self.check_unchanged()
-                    if not _blank(record):
-                        yield record
+                while chunk := list(itertools.islice(reader, STAMP_EVERY)):
+                    self.check_unchanged()
+                    last = chunk[-1]
+                    if last and last[-1].endswith(_EOF):  # only the last record can hold it
+                        if last != [_EOF]:
+                            raise InputError(
+                                f"{self.name}: line {self._broken_line()}: a quoted field opened in the record "
+                                "starting here is never closed (an unclosed quote); fix the file, nothing was sent"
+                            )
+                        chunk.pop()
+                    # A blank or whitespace-only line is not a row (a quoted "" on its own line is).
+                    yield [r for r in chunk if len(r) > 1 or (r and not r[0].isspace())]
             except csv.Error as exc:
                 raise InputError(
-                    f"{self.name}: line {line + 1}: broken CSV record ({exc}); "
+                    f"{self.name}: line {self._broken_line()}: broken CSV record ({exc}); "
                     "a quote left open makes one field swallow the lines after it"
                 ) from exc
             except (OSError, EOFError, zlib.error) as exc:
@@ -351,6 +353,25 @@ class CsvSource(Source):
                 ) from exc
             raw.drain()
         self.check_unchanged()
+
+    def _broken_line(self) -> int:
+        """The line the first broken record starts on: the file read again record by
+        record, which only a broken file pays for."""
+        stream, raw = self._open_bytes()
+        with raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
+            reader = self._reader(fh)
+            line = 0
+            with contextlib.suppress(csv.Error):
+                next(reader, None)
+                line = reader.line_num
+                for record in reader:
+                    if record and record[-1].endswith(_EOF):
+                        break
+                    line = reader.line_num
+        return line + 1
+
+    def _records(self) -> Iterator[list[str]]:
+        return itertools.chain.from_iterable(self._chunks())
 
     def rows(self) -> Iterator[Row]:
         columns = self.columns
@@ -361,12 +382,14 @@ class CsvSource(Source):
             yield _csv_row(number, record, columns, width)
         self.total_rows = number
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+    def batches(self, size: int = STAMP_EVERY) -> Iterator[Batch]:
+        """A batch per chunk read (up to ``STAMP_EVERY`` records)."""
         columns = self.columns
         width = len(columns)
         number = 0
-        records = self._records()
-        while chunk := list(itertools.islice(records, size)):
+        for chunk in self._chunks():
+            if not chunk:
+                continue
             start, number = number + 1, number + len(chunk)
             if any(len(r) != width for r in chunk) or _SURROGATE.search("".join(itertools.chain.from_iterable(chunk))):
                 yield rows_batch([_csv_row(start + i, r, columns, width) for i, r in enumerate(chunk)], columns)
@@ -380,8 +403,9 @@ class CsvSource(Source):
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
         count = 0
-        for count, _ in enumerate(self._records(), start=1):
-            if count % STAMP_EVERY == 0 and stopped():
+        for chunk in self._chunks():
+            count += len(chunk)
+            if stopped():
                 return ""
         self.total_rows = count
         assert self._raw is not None

@@ -242,3 +242,28 @@ def test_validate_and_run_give_the_row_renderers_report_and_bodies(
     for number, r in expected.items():
         if r.body is None:
             assert (statuses[number]["status"], statuses[number]["detail"]) == (r.status, r.detail)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.from_regex(r"\A[0-9]{1,20}(\.[0-9]{0,3})?\Z") | st.text(alphabet="0123456789.-+e ", max_size=24))
+def test_the_plain_number_shortcuts_give_what_decimal_gives(text: str) -> None:
+    """Money and Number skip Decimal for plain ASCII amounts; the answer is Decimal's."""
+    from decimal import ROUND_HALF_UP, InvalidOperation
+
+    from importer.convert import _CENT, _plain, convert_money, convert_number, to_decimal
+    from importer.errors import ConversionError
+
+    try:
+        exact = to_decimal(text)
+    except ConversionError:
+        with pytest.raises(ConversionError):
+            convert_number(text)
+        return
+    assert convert_number(text) == _plain(exact)
+    try:
+        cents = exact.quantize(_CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than Decimal's context holds
+        with pytest.raises(ConversionError):
+            convert_money(text)
+        return
+    assert convert_money(text) == format(cents if cents else cents.copy_abs(), "f")

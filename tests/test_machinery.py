@@ -335,18 +335,19 @@ def test_resuming_from_a_copy_does_not_re_home_the_import(work: Path, mock_facto
 def test_an_internal_error_exits_70_with_one_line_a_log_and_the_report(
     work: Path, mock: Mock, monkeypatch: Any, capsys: Any
 ) -> None:
-    from importer import payload
+    from importer import batch, source
 
     calls = {"n": 0}
-    real = payload.PayloadBuilder.render
+    real = batch.BatchRenderer.render
 
-    def buggy(self: Any, row: Any) -> Any:
+    def buggy(self: Any, rows: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 280:  # after the first batch of rows went out
+        if calls["n"] == 6:  # rows 251-300: the first 250 were queued (and most sent) by then
             raise ZeroDivisionError("a bug")
-        return real(self, row)
+        return real(self, rows)
 
-    monkeypatch.setattr(payload.PayloadBuilder, "render", buggy)
+    monkeypatch.setattr(source, "STAMP_EVERY", 50)  # batches of 50 rows
+    monkeypatch.setattr(batch.BatchRenderer, "render", buggy)
     monkeypatch.setenv("ECDP_API_KEY", KEY)
     monkeypatch.chdir(work)
     code = main(run_args(mock, "--no-progress"))
