@@ -46,7 +46,11 @@ class _Cached:
             bad.update(i for i, value in enumerate(values) if value is None)
         cache, one = self.cache, self.one
         if cache is None:
-            out = [one(value) for value in values]
+            convert = self.convert
+            try:  # most values convert: no wrapper call per value then
+                out = [None if value is None else convert(value) for value in values]
+            except ConversionError:
+                out = [one(value) for value in values]
         else:
             try:
                 get = cache.get

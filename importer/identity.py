@@ -33,7 +33,7 @@ _INT64_MAX = 2**63 - 1
 
 def normalise_email(value: Any) -> str:
     """Trim (Unicode ``strip``) and lowercase; reject what cannot be an address."""
-    email = to_text(value).strip().lower()
+    email = (value if type(value) is str else to_text(value)).strip().lower()
     if not _EMAIL.fullmatch(email):
         if email.count("@") != 1:
             raise ConversionError("not a valid email address (needs exactly one '@')")

@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from itertools import count, repeat
 from typing import Any, TypeVar
 
 import orjson
@@ -147,6 +148,10 @@ def _validate(
                         problems.add(name, batch.start + i, rendered)
                 if valid:
                     counts["valid"] = counts.get("valid", 0) + valid
+                if not others and len(samples) >= config.show:  # every row valid: one tuple each, in C
+                    yield from zip(repeat(name), count(batch.start), repeat("valid"), repeat(None), repeat(""),
+                                   repeat(""), repeat(0), refs)  # fmt: skip
+                    continue
                 for i, ref in enumerate(refs):
                     if ref is not None:
                         if len(samples) < config.show:

@@ -12,6 +12,7 @@ row renderer's.
 from __future__ import annotations
 
 import csv
+import io
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 from importer import batch as batch_module
 from importer.batch import BatchRenderer
 from importer.cli import main
+from importer.errors import InputError
 from importer.mapping import compile_mapping, parse_yaml
 from importer.payload import PayloadBuilder, Rendered
 from importer.source import Row, open_source, rows_batch
@@ -267,3 +269,35 @@ def test_the_plain_number_shortcuts_give_what_decimal_gives(text: str) -> None:
             convert_money(text)
         return
     assert convert_money(text) == format(cents if cents else cents.copy_abs(), "f")
+
+
+FIELD = st.text(alphabet=st.sampled_from(list('ab ,;"\n\r\té\u00a0\u2003')), max_size=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(st.lists(FIELD, min_size=0, max_size=5), max_size=14),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    raw=st.binary(max_size=3),
+)
+def test_csv_batches_hold_the_rows_rows_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: list[list[str]], quoting: int, raw: bytes
+) -> None:
+    """Blank and whitespace-only lines and cells, ragged records, quoted empties, bare CRs
+    and undecodable bytes: the batches (read a chunk at a time, here of 3 records) give
+    exactly the rows the row reader gives."""
+    from importer import source as source_module
+
+    monkeypatch.setattr(source_module, "STAMP_EVERY", 3)
+    text = io.StringIO(newline="")
+    csv.writer(text, quoting=quoting).writerows([["a", "b", "c"], *records])
+    path = tmp_path / "in.csv"
+    path.write_bytes(text.getvalue().encode("utf-8") + raw + b"\n")
+    try:
+        expected = list(open_source(str(path)).rows())
+    except InputError as exc:  # a broken file is refused the same way, with the same words
+        with pytest.raises(InputError) as again:
+            list(open_source(str(path)).batches())
+        assert str(again.value) == str(exc)
+        return
+    assert [row for batch in open_source(str(path)).batches() for row in batch.rows()] == expected
