@@ -15,10 +15,12 @@ equal results.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
+from importer.convert import convert_string
 from importer.errors import ConversionError
-from importer.identity import normalise_email
+from importer.identity import normalise_email, normalise_emails, to_crm_id, to_crm_ids
 from importer.payload import PayloadBuilder, Rendered, customer_ref, positive_int32
 from importer.source import Batch
 
@@ -29,21 +31,34 @@ _FAIL = object()  # a value whose conversion failed: its row goes to the row ren
 _MISS = object()  # not in the cache yet
 
 
+# Converters that also convert a whole column of texts at once (None: one of them fails).
+VECTORS: dict[Callable[[Any], Any], Callable[[list[str]], list[Any] | None]] = {
+    convert_string: lambda texts: texts,
+    normalise_email: normalise_emails,
+    to_crm_id: to_crm_ids,
+}
+
+
 class _Cached:
     """A converter with a cache of its answers for text values. Only ``str`` keys: a
     Parquet ``1``, ``1.0`` and ``True`` are equal as keys but convert differently."""
 
-    __slots__ = ("cache", "convert", "misses", "seen")
+    __slots__ = ("cache", "convert", "misses", "seen", "vector")
 
     def __init__(self, convert: Callable[[Any], Any]) -> None:
         self.convert = convert
-        self.cache: dict[str | None, Any] | None = {None: None}
+        self.vector = VECTORS.get(convert)
+        self.cache: dict[str | None, Any] | None = None if self.vector else {None: None}
         self.seen = self.misses = 0
 
     def column(self, values: Sequence[Any], required: bool, bad: set[int]) -> list[Any]:
         """The converted values (None where absent); rows that fail join ``bad``."""
         if required and None in values:
             bad.update(i for i, value in enumerate(values) if value is None)
+        if self.vector is not None and set(map(type, values)) == {str}:
+            converted = self.vector(list(values))
+            if converted is not None:
+                return converted
         cache, one = self.cache, self.one
         if cache is None:
             convert = self.convert
@@ -53,8 +68,7 @@ class _Cached:
                 out = [one(value) for value in values]
         else:
             try:
-                get = cache.get
-                out = [get(value, _MISS) for value in values]  # None is a key: absent stays None
+                out = list(map(cache.get, values, repeat(_MISS)))  # None is a key: absent stays None
             except TypeError:  # an unhashable value (a Parquet list)
                 out = [_MISS] * len(values)
             misses = 0

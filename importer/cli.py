@@ -42,6 +42,7 @@ PROG = "ecdp-import"
 EXIT_CONFIG = 2
 EXIT_ABORTED = 3
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug, not the input; distinct from 1 ("some rows not sent")
+GC_YOUNG = 35_000  # allocations between young-generation collections on the send path (default 700)
 SIGNALS = ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTERM))
 
 
@@ -522,9 +523,13 @@ def _run(args: argparse.Namespace, ended: dict[str, Any]) -> int:
         tty = sys.stderr.isatty()
         progress = Progress(sys.stderr, tty, args.progress_interval or (0.5 if tty else 10.0))
     # Everything loaded so far lives as long as the process: keep the collector off it
-    # (on the send path, collections cost about as much as the HTTP client's own work).
+    # (on the send path, collections cost about as much as the HTTP client's own work),
+    # and collect the young generation 50 times less often: 64 requests in flight keep
+    # thousands of objects young, and each collection walked them all (the send path went
+    # from 0.50 to 0.57 of the bare client's rows/s). Cycles are still collected.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     summary = run_async(_run_with_signals(config, progress))
     ended["summary"] = summary.as_json()
     if summary.message:

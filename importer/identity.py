@@ -49,6 +49,15 @@ def normalise_email(value: Any) -> str:
     return email
 
 
+def normalise_emails(values: list[str]) -> list[str] | None:
+    """``normalise_email`` of every text at once, or None when one of them fails (the
+    caller then goes value by value, for the words of each problem)."""
+    emails = list(map(str.lower, map(str.strip, values)))
+    if all(map(_EMAIL.fullmatch, emails)) and max(map(len, emails), default=0) <= EMAIL_MAX:
+        return emails
+    return None
+
+
 def md5_hex(email: str) -> str:
     return hashlib.md5(email.encode("utf-8"), usedforsecurity=False).hexdigest()
 
@@ -115,6 +124,12 @@ def to_customer_id(value: Any) -> int:
     if not 0 <= number <= _INT64_MAX:
         raise ConversionError("customer id out of range")
     return number
+
+
+def to_crm_ids(values: list[str]) -> list[str] | None:
+    """``to_crm_id`` of every text at once, or None when one of them fails."""
+    ids = list(map(str.strip, values))
+    return ids if max(map(len, ids), default=0) <= CRM_ID_MAX else None
 
 
 def to_crm_id(value: Any) -> str:
