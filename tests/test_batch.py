@@ -301,3 +301,18 @@ def test_csv_batches_hold_the_rows_rows_gives(
         assert str(again.value) == str(exc)
         return
     assert [row for batch in open_source(str(path)).batches() for row in batch.rows()] == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "bad"),
+    [("crm", "x" * 129), ("mail", "A@B@C"), ("mail", "a" * 317 + "@x.io"), ("mail", "ann@ex ample.io")],
+)
+def test_a_column_converted_at_once_falls_back_for_the_one_value_that_fails(column: str, bad: str) -> None:
+    """Text columns (CRM ids, emails, strings) convert at once when every value passes;
+    one value that does not sends the batch value by value, and only its row fails."""
+    builder = PayloadBuilder(compile_mapping(parse_yaml(MAPPINGS["typical"])))
+    good = {c: values[0] for c, values in GOOD.items()}
+    rows = [Row(i + 1, {**good, "crm": f"C{i}", "mail": f"u{i}@x.io"}) for i in range(50)]
+    rows[17] = Row(18, {**rows[17].values, column: bad})
+    _check(builder, BatchRenderer(builder), rows)
+    assert builder.render(rows[17]).body is None  # the case is one that fails
