@@ -182,7 +182,8 @@ def main() -> None:
     DATA.mkdir(exist_ok=True)
     (DATA / "m.yaml").write_text(MAPPING)
     os.environ["ECDP_API_KEY"] = KEY
-    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "concurrency": CONCURRENCY}
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "concurrency": CONCURRENCY,
+                               "load_average_at_start": os.getloadavg()[0]}  # fmt: skip
     for latency, rows in ((20.0, 30_000), (0.0, 60_000)):
         path = make_csv(DATA / f"http_{rows}.csv", rows)
         bodies = rendered_bodies(path)
@@ -211,8 +212,15 @@ def main() -> None:
         path = make_csv(DATA / f"validate_{rows}.csv", rows)
         elapsed, rss, _ = run_measured(validate_cmd(path, f"validate_{rows}.report.csv"))
         results[f"validate_{rows}"] = {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
+    parquet = make_parquet(DATA / "validate_1000000.csv")
+    elapsed, rss, _ = run_measured(validate_cmd(parquet, "validate_parquet.report.csv"))
+    results["validate_1000000_parquet"] = {"rows": 1_000_000, "rows_per_s": round(1e6 / elapsed),
+                                           "peak_rss_mib": round(rss, 1)}  # fmt: skip
+    results["validate_with_phones"] = validate_with_phones(200_000)
+    results["differential"] = differential(DATA / "validate_1000000.csv")
     results["object_store"] = object_store_cost(make_csv(DATA / "validate_1000000.csv", 1_000_000))
     results["ledger"] = ledger_cost(int(os.environ.get("BENCH_LEDGER_IDENTITIES", "10000000")))
+    results["load_average_at_end"] = os.getloadavg()[0]
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 
@@ -274,17 +282,92 @@ def ledger_cost(n: int) -> dict[str, Any]:
     }
 
 
-def object_store_cost(csv_path: Path) -> dict[str, Any]:
-    """``validate`` of the same Parquet file from disk and from a local S3 server."""
+def make_parquet(csv_path: Path) -> Path:
+    """The CSV's rows as Parquet (every column text, row groups of 65,536 rows)."""
     import pyarrow.csv as pv
     import pyarrow.parquet as pq
-    from moto.server import ThreadedMotoServer
 
-    local = DATA / "validate_1000000.parquet"
+    local = csv_path.with_suffix(".parquet")
     if not local.exists():
         names = pv.read_csv(csv_path, read_options=pv.ReadOptions(block_size=1 << 20)).column_names
         table = pv.read_csv(csv_path, convert_options=pv.ConvertOptions(column_types=dict.fromkeys(names, "string")))
         pq.write_table(table, local, row_group_size=65_536)
+    return local
+
+
+PHONE_MAPPING = """\
+custom_event_id: 31
+timezone: Europe/Warsaw
+customer:
+  id: customer_id
+  email: email
+  email_md5: {hash_of: email}
+  email_sha256: {hash_of: email}
+  phone: {column: phone, default_region: PL}
+data_fields:
+  - {name: total, type: Money, column: total}
+  - {name: orderedAt, type: DateTime, column: ordered_at}
+  - {name: day, type: Date, column: day}
+  - {name: items, type: Number, column: items}
+  - {name: paid, type: Boolean, column: paid}
+  - {name: note, type: String, column: note}
+"""
+
+
+def validate_with_phones(rows: int) -> dict[str, Any]:
+    """Issue 13's typical mapping (customer id, email and both hashes, a phone with a
+    default region, Money, DateTime, Date, Number, Boolean, String), every phone number
+    different: what parsing phone numbers costs when no value repeats."""
+    path = DATA / f"phones_{rows}.csv"
+    if not path.exists():
+        rng = random.Random(rows)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["customer_id", "email", "phone", "total", "ordered_at", "day", "items", "paid", "note"])
+            for i in range(1, rows + 1):
+                at = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}"
+                phone = f"+48 {500_000_000 + i:,}".replace(",", " ")
+                total, items = f"{rng.randint(1, 99999) / 100}", rng.randint(1, 9)
+                paid = "true" if i % 3 else "false"
+                day = f"2026-10-{1 + i % 28:02d}"
+                w.writerow([i, f"user.{i}@example.com", phone, total, at, day, items, paid, "x"])
+    (DATA / "phones.yaml").write_text(PHONE_MAPPING)
+    cmd = validate_cmd(path, "phones.report.csv")
+    cmd[cmd.index("--mapping") + 1] = str(DATA / "phones.yaml")
+    elapsed, rss, _ = run_measured(cmd)
+    return {"rows": rows, "rows_per_s": round(rows / elapsed), "peak_rss_mib": round(rss, 1)}
+
+
+def differential(csv_path: Path) -> dict[str, Any]:
+    """Every row of the 1M-row CSV through both renderers: the batch renderer (what runs)
+    and the row renderer (every earlier release's). Report fields and body bytes compared."""
+    import orjson
+
+    from importer.batch import BatchRenderer
+    from importer.mapping import load_mapping
+    from importer.payload import PayloadBuilder
+    from importer.source import open_source
+
+    builder = PayloadBuilder(load_mapping(str(DATA / "m.yaml")))
+    renderer = BatchRenderer(builder)
+    rows = differing = 0
+    for batch in open_source(str(csv_path)).batches():
+        refs, others = renderer.verdicts(batch)
+        for i, (fast, row) in enumerate(zip(renderer.render(batch), batch.rows(), strict=True)):
+            slow = builder.render(row)
+            rows += 1
+            same_body = (fast.body and orjson.dumps(fast.body)) == (slow.body and orjson.dumps(slow.body))
+            verdict = refs[i] if refs[i] is not None else others[i].detail
+            wanted = slow.customer_ref if slow.body is not None else slow.detail
+            differing += not (same_body and fast == slow and verdict == wanted)
+    return {"rows": rows, "differing": differing}
+
+
+def object_store_cost(csv_path: Path) -> dict[str, Any]:
+    """``validate`` of the same Parquet file from disk and from a local S3 server."""
+    from moto.server import ThreadedMotoServer
+
+    local = make_parquet(csv_path)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
@@ -334,6 +417,18 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{f'validate {rows:,} rows: rows/s':<44}{x['rows_per_s']:>14,}   >= 250,000 ({ok})")
         ok = "met" if x["peak_rss_mib"] <= 250 else "NOT met"
         print(f"{f'validate {rows:,} rows: peak RSS MiB':<44}{x['peak_rss_mib']:>14}   <= 250 ({ok})")
+    x = r["validate_1000000_parquet"]
+    ok = "met" if x["rows_per_s"] >= 250_000 else "NOT met"
+    print(f"{'validate 1,000,000 rows Parquet: rows/s':<44}{x['rows_per_s']:>14,}   >= 250,000 ({ok})")
+    print(f"{'validate 1,000,000 rows Parquet: peak RSS MiB':<44}{x['peak_rss_mib']:>14}   <= 250")
+    growth = r["validate_1000000"]["peak_rss_mib"] / r["validate_200000"]["peak_rss_mib"]
+    ok = "met" if growth <= 1.25 else "NOT met"
+    print(f"{'validate CSV RSS, 1M / 200k rows':<44}{growth:>14.2f}   <= 1.25 ({ok})")
+    x = r["validate_with_phones"]
+    print(f"{'validate, typical mapping + distinct phones':<44}{x['rows_per_s']:>14,}")
+    x = r["differential"]
+    print(f"{'batch vs row renderer, rows differing':<44}{x['differing']:>14,}   of {x['rows']:,} (must be 0)")
+    print(f"{'load average at start / end':<44}{r['load_average_at_start']:>7.2f} / {r['load_average_at_end']:.2f}")
     x = r["object_store"]
     ok = "met" if x["ratio"] <= 1.3 else "NOT met"
     print(f"{'validate 1M-row Parquet: local disk, s':<44}{x['local_s']:>14}")
