@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import count, repeat
+from itertools import repeat
 from typing import Any, TypeVar
 
 import orjson
@@ -42,7 +42,7 @@ from importer.report import (
     status_counts,
     write_json,
     write_report,
-    write_report_tuples,
+    write_report_chunks,
     writing,
 )
 from importer.retry import Backoff
@@ -133,7 +133,8 @@ def _validate(
     verdicts = BatchRenderer(builder).verdicts
     counts: dict[str, int] = {}
 
-    def lines() -> Iterator[tuple[Any, ...]]:
+    def chunks() -> Iterator[Iterable[tuple[Any, ...]]]:
+        """The report's lines, a batch at a time."""
         for source in sources:
             name = source.name
             for batch in source.batches():
@@ -148,21 +149,24 @@ def _validate(
                         problems.add(name, batch.start + i, rendered)
                 if valid:
                     counts["valid"] = counts.get("valid", 0) + valid
-                if not others and len(samples) >= config.show:  # every row valid: one tuple each, in C
-                    yield from zip(repeat(name), count(batch.start), repeat("valid"), repeat(None), repeat(""),
-                                   repeat(""), repeat(0), refs)  # fmt: skip
-                    continue
                 for i, ref in enumerate(refs):
+                    if len(samples) >= config.show:
+                        break
                     if ref is not None:
-                        if len(samples) < config.show:
-                            body = builder.render(batch.row(i)).body
-                            samples.append(body or {})
-                        yield (name, batch.start + i, "valid", None, "", "", 0, ref)
-                    else:
-                        r = others[i]
-                        yield (name, batch.start + i, r.status, None, "", r.detail, 0, r.customer_ref)
+                        samples.append(builder.render(batch.row(i)).body or {})
+                numbers = range(batch.start, batch.start + batch.size)
+                if not others:  # every row valid: one tuple each, built in C
+                    yield zip(repeat(name), numbers, repeat("valid"), repeat(None), repeat(""), repeat(""), repeat(0),
+                              refs)  # fmt: skip
+                    continue
+                yield [
+                    (name, number, "valid", None, "", "", 0, ref)
+                    if ref is not None
+                    else (name, number, others[i].status, None, "", others[i].detail, 0, others[i].customer_ref)
+                    for i, (number, ref) in enumerate(zip(numbers, refs, strict=True))
+                ]
 
-    write_report_tuples(report, lines())
+    write_report_chunks(report, chunks())
     publish(uploads, config)
     return Summary(
         command="validate",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -62,11 +63,13 @@ def write_report(path: str, lines: Iterable[ReportLine]) -> None:
     """Write every line to ``path`` in the format its extension names. The file is
     written beside its target and renamed over it: a run that fails part-way leaves the
     previous report, never half of a new one."""
-    write_report_tuples(path, map(_as_tuple, lines))
+    write_report_chunks(path, [map(_as_tuple, lines)])
 
 
-def write_report_tuples(path: str, lines: Iterable[tuple[Any, ...]]) -> None:
-    """``write_report`` for lines as tuples in ``COLUMNS`` order (no object per line)."""
+def write_report_chunks(path: str, chunks: Iterable[Iterable[tuple[Any, ...]]]) -> None:
+    """``write_report`` for lines as tuples in ``COLUMNS`` order, given in chunks (a batch
+    of rows each: no object, and no generator step, per line)."""
+    lines = itertools.chain.from_iterable(chunks)
     fmt = report_format(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +81,10 @@ def write_report_tuples(path: str, lines: Iterable[tuple[Any, ...]]) -> None:
             else:
                 with partial.open("w", encoding="utf-8", newline="") as fh:
                     if fmt == "csv":
-                        _write_csv(fh, lines)
+                        writer = csv.writer(fh)
+                        writer.writerow(COLUMNS)
+                        for chunk in chunks:
+                            writer.writerows(chunk)
                     else:
                         for line in lines:
                             fh.write(orjson.dumps(dict(zip(COLUMNS, line, strict=True))).decode() + "\n")
@@ -130,12 +136,6 @@ def _as_tuple(line: ReportLine) -> tuple[Any, ...]:
         line.attempts,
         line.customer_ref,
     )
-
-
-def _write_csv(fh: IO[str], lines: Iterable[tuple[Any, ...]]) -> None:
-    writer = csv.writer(fh)
-    writer.writerow(COLUMNS)
-    writer.writerows(lines)
 
 
 def _write_parquet(target: Path, lines: Iterable[tuple[Any, ...]]) -> None:
