@@ -32,8 +32,8 @@ _MISS = object()  # not in the cache yet
 
 
 # Converters that also convert a whole column of texts at once (None: one of them fails).
-VECTORS: dict[Callable[[Any], Any], Callable[[list[str]], list[Any] | None]] = {
-    convert_string: lambda texts: texts,
+VECTORS: dict[Callable[[Any], Any], Callable[[Sequence[str]], list[Any] | None]] = {
+    convert_string: list,
     normalise_email: normalise_emails,
     to_crm_id: to_crm_ids,
 }
@@ -56,7 +56,7 @@ class _Cached:
         if required and None in values:
             bad.update(i for i, value in enumerate(values) if value is None)
         if self.vector is not None and set(map(type, values)) == {str}:
-            converted = self.vector(list(values))
+            converted = self.vector(values)
             if converted is not None:
                 return converted
         cache, one = self.cache, self.one
@@ -112,7 +112,7 @@ class _Cached:
 
 
 class BatchRenderer:
-    """``render(rows)`` equals ``[builder.render(row) for row in rows]``."""
+    """``render(batch)`` equals ``[builder.render(row) for row in batch.rows()]``."""
 
     def __init__(self, builder: PayloadBuilder) -> None:
         self.builder = builder
@@ -124,6 +124,7 @@ class BatchRenderer:
         self._emails = {s.column: _Cached(normalise_email) for s in builder.idents if s.from_email}
         self._idents = [(s, None if s.from_email else _Cached(s.convert)) for s in builder.idents]
         self._fields = [(s, None if isinstance(s, dict) else _Cached(s.convert)) for s in builder.fields]
+        self._hashes = {s.body_key: s.convert for s in builder.idents if s.from_email}  # for refs
 
     def render(self, batch: Batch) -> list[Rendered]:
         """Every row's ``Rendered``, as ``PayloadBuilder.render`` gives it."""
@@ -166,7 +167,6 @@ class BatchRenderer:
                 {i: r for i, r in enumerate(rendered) if r.body is None},
             )
         _, idents, _, bad = self._convert(batch, derive=False)
-        derive = {s.body_key: s.convert for s in self.builder.idents if s.from_email}
         columns = [values for _, values in idents]
         by_key = dict(idents)
         # customer_ref's order; an email's hashes are derived only for the rows that need them.
@@ -184,7 +184,7 @@ class BatchRenderer:
                     append(str(cid[i]))
                     continue
                 if any(values[i] is not None for values in columns):
-                    append(_email_ref(i, sha, email, md5, derive))
+                    append(_email_ref(i, sha, email, md5, self._hashes))
                     continue
             append(None)
             others[i] = self.builder.render(batch.row(i))
@@ -236,8 +236,8 @@ def _email_ref(
     md5: list[Any] | None,
     derive: dict[str, Callable[[str], str]],
 ) -> str:
-    """customer_ref for a row whose ref comes from an email (``values`` hold the
-    normalised email where ``derive`` names the hash to apply)."""
+    """customer_ref for a row whose ref comes from an email. Each column holds the
+    normalised email where ``derive`` names the function (a hash) that gives its value."""
     body: dict[str, Any] = {}
     for key, values in (("customerEmailSha256", sha), ("customerEmail", email), ("customerEmailMd5", md5)):
         if values is not None and values[i] is not None:

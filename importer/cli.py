@@ -525,8 +525,9 @@ def _run(args: argparse.Namespace, ended: dict[str, Any]) -> int:
     # Everything loaded so far lives as long as the process: keep the collector off it
     # (on the send path, collections cost about as much as the HTTP client's own work),
     # and collect the young generation 50 times less often: 64 requests in flight keep
-    # thousands of objects young, and each collection walked them all (the send path went
-    # from 0.50 to 0.57 of the bare client's rows/s). Cycles are still collected.
+    # thousands of objects young, and each collection walked them all (against an instant
+    # server the send path went from 0.45 to 0.54 of the bare client's rows/s, in
+    # alternating runs). Cycles are still collected.
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -49,7 +50,7 @@ def normalise_email(value: Any) -> str:
     return email
 
 
-def normalise_emails(values: list[str]) -> list[str] | None:
+def normalise_emails(values: Sequence[str]) -> list[str] | None:
     """``normalise_email`` of every text at once, or None when one of them fails (the
     caller then goes value by value, for the words of each problem)."""
     emails = list(map(str.lower, map(str.strip, values)))
@@ -126,7 +127,7 @@ def to_customer_id(value: Any) -> int:
     return number
 
 
-def to_crm_ids(values: list[str]) -> list[str] | None:
+def to_crm_ids(values: Sequence[str]) -> list[str] | None:
     """``to_crm_id`` of every text at once, or None when one of them fails."""
     ids = list(map(str.strip, values))
     return ids if max(map(len, ids), default=0) <= CRM_ID_MAX else None

@@ -96,7 +96,7 @@ class TableSource(Source):
     def rows(self) -> Iterator[Row]:
         return batch_rows(self._batches())
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+    def batches(self) -> Iterator[Batch]:
         return arrow_batches(self._batches())
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:

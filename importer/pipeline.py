@@ -489,9 +489,10 @@ class _Run:
                 await asyncio.sleep(0)
                 if sender.stopped:
                     break  # the scan counted the rows: nothing to read on for
-                todo = [done.get(number) not in skip for number in range(rows.start, rows.start + rows.size)]
+                numbers = range(rows.start, rows.start + rows.size)
+                todo = [done.get(number) not in skip for number in numbers]
                 rendered_rows = render(rows) if any(todo) else []
-                for i, number in enumerate(range(rows.start, rows.start + rows.size)):
+                for i, number in enumerate(numbers):
                     if sender.stopped:
                         break
                     if not todo[i]:

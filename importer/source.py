@@ -34,8 +34,8 @@ from importer.errors import ConversionError, InputError
 DELIMITERS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 64 * 1024
 PARQUET_BATCH_ROWS = 8192
-BATCH_ROWS = 2048  # rows a CSV batch holds: converted column by column, then sent or reported
-STAMP_EVERY = 4096  # records between checks that the file is unchanged
+BATCH_ROWS = 4096  # rows a batch holds where the source has no batches of its own
+STAMP_EVERY = 4096  # CSV records read at a time (a batch), with a check that the file is unchanged
 _SURROGATE = re.compile("[\udc80-\udcff]")
 # Chained after the last line: it ends up inside a field only when a quote is still open.
 _EOF = "\ue000ecdp-import:end-of-input\ue000"
@@ -150,12 +150,13 @@ class Source:
         """Best current guess of the number of rows (exact for Parquet)."""
         raise NotImplementedError
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
-        """The rows as batches of up to ``size`` (the same rows ``rows()`` gives)."""
+    def batches(self) -> Iterator[Batch]:
+        """The rows as batches (the same rows ``rows()`` gives): a CSV chunk or an Arrow
+        record batch each, else ``BATCH_ROWS`` rows."""
         chunk: list[Row] = []
         for row in self.rows():
             chunk.append(row)
-            if len(chunk) >= size:
+            if len(chunk) >= BATCH_ROWS:
                 yield rows_batch(chunk, self.columns)
                 chunk = []
         if chunk:
@@ -384,7 +385,7 @@ class CsvSource(Source):
             yield _csv_row(number, record, columns, width)
         self.total_rows = number
 
-    def batches(self, size: int = STAMP_EVERY) -> Iterator[Batch]:
+    def batches(self) -> Iterator[Batch]:
         """A batch per chunk read (up to ``STAMP_EVERY`` records)."""
         columns = self.columns
         width = len(columns)
@@ -533,7 +534,7 @@ class ParquetSource(Source):
     def rows(self) -> Iterator[Row]:
         return batch_rows(self._batches())
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+    def batches(self) -> Iterator[Batch]:
         return arrow_batches(self._batches())
 
     def scan(self, stopped: Callable[[], bool] = lambda: False) -> str:
