@@ -337,7 +337,7 @@ class CsvSource(Source):
                     if last and last[-1].endswith(_EOF):  # only the last record can hold it
                         if last != [_EOF]:
                             raise InputError(
-                                f"{self.name}: line {self._broken_line()}: a quoted field opened in the record "
+                                f"{self.name}: {self._broken_line()}: a quoted field opened in the record "
                                 "starting here is never closed (an unclosed quote); fix the file, nothing was sent"
                             )
                         chunk.pop()
@@ -347,7 +347,7 @@ class CsvSource(Source):
                     yield chunk
             except csv.Error as exc:
                 raise InputError(
-                    f"{self.name}: line {self._broken_line()}: broken CSV record ({exc}); "
+                    f"{self.name}: {self._broken_line()}: broken CSV record ({exc}); "
                     "a quote left open makes one field swallow the lines after it"
                 ) from exc
             except (OSError, EOFError, zlib.error) as exc:
@@ -357,21 +357,24 @@ class CsvSource(Source):
             raw.drain()
         self.check_unchanged()
 
-    def _broken_line(self) -> int:
-        """The line the first broken record starts on: the file read again record by
-        record, which only a broken file pays for."""
-        stream, raw = self._open_bytes()
-        with raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
-            reader = self._reader(fh)
-            line = 0
-            with contextlib.suppress(csv.Error):
-                next(reader, None)
-                line = reader.line_num
-                for record in reader:
-                    if record and record[-1].endswith(_EOF):
-                        break
+    def _broken_line(self) -> str:
+        """``line N``, N the line the first broken record starts on: the file read again
+        record by record, which only a broken file pays for."""
+        line = 0
+        try:
+            stream, raw = self._open_bytes()
+            with raw, io.TextIOWrapper(stream, self.encoding, errors="surrogateescape", newline="") as fh:
+                reader = self._reader(fh)
+                with contextlib.suppress(csv.Error):
+                    next(reader, None)
                     line = reader.line_num
-        return line + 1
+                    for record in reader:
+                        if record and record[-1].endswith(_EOF):
+                            break
+                        line = reader.line_num
+        except (OSError, EOFError, zlib.error):  # gone or changed since: the problem still stands
+            return "a record whose line could not be found (the file could not be read again)"
+        return f"line {line + 1}"
 
     def _records(self) -> Iterator[list[str]]:
         return itertools.chain.from_iterable(self._chunks())

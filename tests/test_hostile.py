@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from importer.cli import main
+from importer.errors import InputError
 from tests.conftest import CUSTOMER_MAPPING, KEY, Mock, cli_env, customers_csv, read_report, run_cli, write_csv
 
 STRING_MAPPING = """\
@@ -90,6 +91,30 @@ def test_broken_structure_is_refused_by_run_and_validate(workdir: Path, mock: Mo
     assert res.returncode == 2 and message in res.stderr, res.stderr
     assert mock.stats()["requests"] == 0
     assert not (workdir / (path.name.split(".")[0] + ".report.csv")).exists()
+
+
+@pytest.mark.parametrize("kind", ["unclosed quote", "field over the limit"])
+def test_a_broken_file_gone_before_its_line_is_found_is_still_one_input_error(
+    workdir: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line of a broken record is found by reading the file again; if that read
+    fails (the file deleted or replaced meanwhile), the file is still refused as broken,
+    never an internal error."""
+    from importer import source
+
+    path = broken_files(workdir)[kind]
+    opened = source.CsvSource._open_bytes
+    calls = {"n": 0}
+
+    def once(self: source.CsvSource) -> Any:
+        calls["n"] += 1
+        if calls["n"] > 2:  # the sample, then the reading; the third is the search for the line
+            raise FileNotFoundError(2, "No such file or directory")
+        return opened(self)
+
+    monkeypatch.setattr(source.CsvSource, "_open_bytes", once)
+    with pytest.raises(InputError, match="a record whose line could not be found"):
+        list(source.open_source(str(path)).rows())
 
 
 def test_corrupt_parquet_pages_are_refused_before_sending(workdir: Path, mock: Mock) -> None:
