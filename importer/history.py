@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from importer.errors import ConfigError, StateError
-from importer.journal import DB_NAME, DONE, Journal
+from importer.journal import DB_NAME, DONE, REPORTED, Journal
 
 _WINDOW = re.compile(r"(\d+)\s*([dhw])")
 _UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -42,12 +43,17 @@ def overview(state_dir: str) -> list[dict[str, Any]]:
 def _overview(db: sqlite3.Connection) -> list[dict[str, Any]]:
     counts: dict[int, dict[str, int]] = {}
     for import_id, status, n in db.execute("SELECT import_id, status, count(*) FROM rows GROUP BY import_id, status"):
-        counts.setdefault(import_id, {})["unknown" if status == "inflight" else status] = n
+        shown = REPORTED.get(status, status)
+        by_import = counts.setdefault(import_id, {})
+        by_import[shown] = by_import.get(shown, 0) + n
     columns = {r[1] for r in db.execute("PRAGMA table_info(imports)")}
     finished_at = "finished_at" if "finished_at" in columns else "NULL"
+    scoped = "mapping_path" in columns  # a journal of an older version, read before any run migrated it
+    targets = dict(_targets(db)) if scoped else {}
+    extra = "i.content, i.mapping_path, i.target_id" if scoped else "i.fingerprint, NULL, 0"
     out = []
-    query = f"SELECT id, path, fingerprint, total_rows, created_at, {finished_at} FROM imports ORDER BY id DESC"
-    for import_id, file, digest, total, created, finished in db.execute(query):
+    query = f"SELECT i.id, i.path, i.total_rows, i.created_at, {finished_at}, {extra} FROM imports i ORDER BY i.id DESC"
+    for import_id, file, total, created, finished, digest, mapping, target_id in db.execute(query):
         by_status = counts.get(import_id, {})
         missing = (total or 0) - sum(by_status.values())
         if missing > 0:
@@ -56,10 +62,16 @@ def _overview(db: sqlite3.Connection) -> list[dict[str, Any]]:
         out.append(
             {
                 "file": file, "sha256": digest, "rows": total, "counts": by_status, "started": created,
-                "finished": done, "finished_at": finished if done else None,
+                "finished": done, "finished_at": finished if done else None, "mapping": mapping,
+                "target": targets.get(target_id),
             }
         )  # fmt: skip
     return out
+
+
+def _targets(db: sqlite3.Connection) -> Iterator[tuple[int, dict[str, str]]]:
+    for target_id, base_url, key in db.execute("SELECT id, base_url, key_fingerprint FROM targets"):
+        yield target_id, {"base_url": base_url, "key_fingerprint": key[:8]}
 
 
 def render(imports: list[dict[str, Any]]) -> str:
@@ -71,6 +83,9 @@ def render(imports: list[dict[str, Any]]) -> str:
         state = f"finished {i['finished_at'] or ''}".rstrip() if i["finished"] else "UNFINISHED"
         rows = "?" if i["rows"] is None else f"{i['rows']:,}"
         lines.append(f"{i['started']}  {state:<36} {i['sha256'][:12]}  {rows:>10} rows  {i['file']}")
+        target = i["target"]
+        sent_to = f"{target['base_url']} (key {target['key_fingerprint']})" if target else "(recorded before targets)"
+        lines.append(f"    mapping {i['mapping'] or '(recorded before mappings)'}; sent to {sent_to}")
         lines.append(f"    {counts or 'no rows recorded'}")
     return "\n".join(lines).replace("UNFINISHED", "unfinished")
 

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import orjson
 
 from importer.errors import JournalFault, StateError
+from importer.scope import UNSCOPED, Scope, import_identity
 from importer.sender import Job, Outcome
 
 SCHEMA = """
@@ -66,28 +67,67 @@ CREATE TABLE IF NOT EXISTS rows (
     PRIMARY KEY (import_id, row_number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rows_inflight ON rows(status) WHERE status = 'inflight';
-CREATE TABLE IF NOT EXISTS remote_objects (
+CREATE TABLE IF NOT EXISTS targets (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    base_url TEXT NOT NULL,
+    key_fingerprint TEXT NOT NULL
+);
+"""
+# Version 2: an import is content + mapping + target; the ledger and the bucket objects
+# are per target / per import. Tables whose key changed are rebuilt, their rows kept:
+# what an older version recorded has no mapping or target (target 0, NULL), and is
+# adopted by the first run that meets it (see ``resolve_import``).
+SCHEMA_VERSION = 2
+_MIGRATE_2 = """
+ALTER TABLE imports ADD COLUMN content TEXT;
+ALTER TABLE imports ADD COLUMN mapping_fingerprint TEXT;
+ALTER TABLE imports ADD COLUMN mapping_path TEXT;
+ALTER TABLE imports ADD COLUMN mapping_event TEXT;
+ALTER TABLE imports ADD COLUMN target_id INTEGER NOT NULL DEFAULT 0;
+UPDATE imports SET content = fingerprint;
+CREATE INDEX imports_content ON imports(content);
+CREATE TABLE ledger_v2 (
+    target_id INTEGER NOT NULL,
+    identity BLOB NOT NULL,
+    import_id INTEGER NOT NULL,
+    row_number INTEGER NOT NULL,
+    PRIMARY KEY (target_id, identity)
+) WITHOUT ROWID;
+INSERT INTO ledger_v2 SELECT 0, identity, import_id, row_number FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_v2 RENAME TO ledger;
+CREATE TABLE remote_objects_v2 (
     url TEXT NOT NULL,
     version TEXT NOT NULL,
     size INTEGER NOT NULL,
     import_id INTEGER NOT NULL,
+    PRIMARY KEY (url, version, size, import_id)
+) WITHOUT ROWID;
+INSERT INTO remote_objects_v2 SELECT url, version, size, import_id FROM remote_objects;
+DROP TABLE remote_objects;
+ALTER TABLE remote_objects_v2 RENAME TO remote_objects;
+"""
+_LEGACY_TABLES = """
+CREATE TABLE IF NOT EXISTS remote_objects (
+    url TEXT NOT NULL, version TEXT NOT NULL, size INTEGER NOT NULL, import_id INTEGER NOT NULL,
     PRIMARY KEY (url, version, size)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (
-    identity BLOB PRIMARY KEY,
-    import_id INTEGER NOT NULL,
-    row_number INTEGER NOT NULL
+    identity BLOB PRIMARY KEY, import_id INTEGER NOT NULL, row_number INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 _LEDGER = (
-    "INSERT INTO ledger (identity, import_id, row_number) VALUES (?, ?, ?) "
+    "INSERT INTO ledger (target_id, identity, import_id, row_number) VALUES (?, ?, ?, ?) "
     "ON CONFLICT DO UPDATE SET import_id = excluded.import_id, row_number = excluded.row_number"
 )
+# Entries of target 0 were recorded before the ledger knew targets: they hold for every target.
 _HOLDERS = (
     "SELECT l.identity, l.import_id, l.row_number, r.status, i.path FROM ledger l "
     "JOIN rows r ON r.import_id = l.import_id AND r.row_number = l.row_number "
-    "JOIN imports i ON i.id = l.import_id WHERE l.identity IN ({})"
+    "JOIN imports i ON i.id = l.import_id WHERE l.target_id IN (0, ?) AND l.identity IN ({})"
 )
+_HOLDING = {"sent": 0, "inflight": 0, "unknown": 1}  # which of two holders speaks for an event
 Holder = tuple[int, int, str, str]  # import id, row number, that row's status, its file
 _START = (
     "INSERT INTO rows (import_id, row_number, status, attempts, customer_ref) "
@@ -103,7 +143,11 @@ _UNSENT = (
     "http_status = NULL, substatus = NULL, detail = excluded.detail, "
     "customer_ref = excluded.customer_ref"
 )
-DONE = ("sent", "invalid", "rejected", "skipped", "duplicate")
+# ``held``: a duplicate of a row whose outcome is unknown; reported as ``duplicate``, and
+# looked at again only with --resend-unknown. ``duplicate`` is final: a later prune of
+# the row it duplicates must not turn it into a resend.
+DONE = ("sent", "invalid", "rejected", "skipped", "duplicate", "held")
+REPORTED = {"inflight": "unknown", "held": "duplicate"}  # journal states that reports show otherwise
 DB_NAME = "journal.sqlite3"
 MARKER_NAME = "state-id"
 WATCH_EVERY = 1.0  # seconds between checks that the journal file is still ours
@@ -148,7 +192,7 @@ class RowStatuses:
     must not hold a dict entry per row."""
 
     NAMES: ClassVar[tuple[str | None, ...]] = (
-        None, "sent", "invalid", "rejected", "unknown", "inflight", "skipped", "duplicate",
+        None, "sent", "invalid", "rejected", "unknown", "inflight", "skipped", "duplicate", "held",
     )  # fmt: skip
     CODES: ClassVar[dict[str, int]] = {name: code for code, name in enumerate(NAMES) if name}
 
@@ -186,7 +230,10 @@ class Journal:
         self.on_fault: Callable[[JournalFault], None] | None = None
         self.fault: JournalFault | None = None
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._ledger: list[tuple[bytes, int, int]] = []
+        self._ledger: list[tuple[int, bytes, int, int]] = []
+        self.target_id = 0  # until use_scope: legacy entries only
+        self._orphaned = False  # the journal was deleted under the run: restore it at close
+        self.scope = UNSCOPED
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._next_watch = 0.0
@@ -269,6 +316,7 @@ class Journal:
             self._adopt_paths(db)
             if "finished_at" not in {r[1] for r in db.execute("PRAGMA table_info(imports)")}:
                 db.execute("ALTER TABLE imports ADD COLUMN finished_at TEXT")
+            self._migrate(db)
             state_id = self._identify(db, marker)
             # Rows in flight when an earlier process died may or may not have been applied.
             db.execute("UPDATE rows SET status = 'unknown' WHERE status = 'inflight'")
@@ -323,6 +371,31 @@ class Journal:
             raise StateError(self._untrusted(f"the journal {self.path} belongs to another state directory"))
         return str(found[0])
 
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring a journal of an older version to this one, in one transaction; refuse
+        one written by a newer version (it may record what this one cannot read)."""
+        found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(found[0]) if found else 1
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"the journal {self.path} was written by a newer ecdp-import (schema {version}; this one knows "
+                f"{SCHEMA_VERSION}): upgrade ecdp-import to use this state directory"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        db.executescript(_LEGACY_TABLES)  # a new journal goes through the same steps as an old one
+        db.execute("BEGIN")
+        try:
+            for statement in _MIGRATE_2.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
     @staticmethod
     def _adopt_paths(db: sqlite3.Connection) -> None:
         """Journals from before ``import_paths`` knew one path per import."""
@@ -340,6 +413,9 @@ class Journal:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # it may close meanwhile
                     checking.interrupt()
             self._checker.join(5)
+        if self._orphaned:
+            self._restore()
+            return
         try:
             if self.fault is None:
                 self.flush()
@@ -353,58 +429,177 @@ class Journal:
         finally:
             self._lock.close()
 
+    def _restore(self) -> None:
+        """The journal (or the whole state directory) was deleted while this run held it
+        open: every row's fate is still in the open connection, so it is written back
+        (SQLite's backup API), and the rerun resumes instead of sending everything again.
+        Not when another file took the journal's place meanwhile: that one is left alone."""
+        try:
+            self.flush()
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                partial = self.path.with_name(DB_NAME + ".restoring")
+                partial.unlink(missing_ok=True)
+                with contextlib.closing(sqlite3.connect(partial)) as copy:
+                    self.db.backup(copy)
+                self.db.close()
+                for leftover in ("-wal", "-shm"):  # the deleted journal's log must not meet the copy
+                    self.path.with_name(DB_NAME + leftover).unlink(missing_ok=True)
+                os.replace(partial, self.path)
+            elif self.path.stat().st_ino == self._ino:  # only the marker went
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.close()
+            else:
+                return
+            self._write_marker(self._state_id, clean=True)
+        except (sqlite3.Error, OSError):
+            pass  # nothing more can be done: the rerun refuses the state directory as it finds it
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+            self._lock.close()
+
+    def use_scope(self, scope: Scope) -> None:
+        """The mapping and target every import of this run is resolved under; the ledger
+        is read and written for that target only."""
+        target = scope.target
+        self.db.execute(
+            "INSERT OR IGNORE INTO targets (fingerprint, base_url, key_fingerprint) VALUES (?, ?, ?)",
+            (target.fingerprint, target.base_url, target.key_fingerprint),
+        )
+        found = self.db.execute("SELECT id FROM targets WHERE fingerprint = ?", (target.fingerprint,)).fetchone()
+        self.scope = scope
+        self.target_id = int(found[0])
+
     def resolve_import(
         self, origin: str | Path, content: str, size: int, new_import: bool, strict: bool = False
     ) -> int:
-        """The import id for this content: resumed if known, else new, unless one of the
-        origin's earlier imports is unfinished (a possibly edited copy of a half-sent file),
-        or, with ``strict`` (an in-memory import key), any earlier import of the origin.
+        """The import id for this content under this run's mapping and target: resumed if
+        known, else new. An import of the same content and target by an earlier version of
+        the same mapping file, for the same event, is continued under the edited mapping
+        (rows sent stay sent; the rest go by the new rules). Refused (unless
+        ``new_import``) when an earlier import of the same origin, target and mapping file
+        is unfinished and its content changed since (an edited copy of a half-sent file),
+        or, with ``strict`` (an in-memory import key), when the key held other content.
         Every path an import was read from stays attached to it."""
         real = origin if isinstance(origin, str) else os.path.realpath(origin)
-        found = self.db.execute("SELECT id FROM imports WHERE fingerprint = ?", (content,)).fetchone()
+        scope = self.scope
+        identity = import_identity(content, scope)
+        found = self.db.execute("SELECT id FROM imports WHERE fingerprint = ?", (identity,)).fetchone()
+        if found is None:
+            found = self._adopt_edited(content, identity) or self._adopt_legacy(content, identity)
         if found:
             self.db.execute("INSERT OR IGNORE INTO import_paths (path, import_id) VALUES (?, ?)", (real, found[0]))
             return int(found[0])
-        prev = self.db.execute(
-            "SELECT import_id FROM import_paths WHERE path = ? ORDER BY import_id DESC LIMIT 1", (real,)
+        if not new_import:
+            self._refuse_changed(origin, real, content, strict)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        cur = self.db.execute(
+            "INSERT INTO imports (path, fingerprint, size, created_at, content, mapping_fingerprint, mapping_path, "
+            "mapping_event, target_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                real,
+                identity,
+                size,
+                now,
+                content,
+                scope.mapping_fingerprint,
+                scope.mapping_path,
+                scope.mapping_event,
+                self.target_id,
+            ),
+        )
+        import_id = int(cur.lastrowid or 0)
+        self.db.execute("INSERT INTO import_paths (path, import_id) VALUES (?, ?)", (real, import_id))
+        return import_id
+
+    def _adopt_edited(self, content: str, identity: str) -> tuple[int] | None:
+        """The import of this content and target that an earlier version of this mapping
+        file made for the same event: a mapping fixed to re-validate invalid rows, or edited
+        mid-import, continues it, and what was sent is not sent again."""
+        scope = self.scope
+        found = self.db.execute(
+            "SELECT id FROM imports WHERE content = ? AND target_id = ? AND mapping_path = ? AND mapping_event = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (content, self.target_id, scope.mapping_path, scope.mapping_event),
         ).fetchone()
-        if prev and not new_import and strict:
+        if found is None:
+            return None
+        self.db.execute(
+            "UPDATE imports SET fingerprint = ?, mapping_fingerprint = ? WHERE id = ?",
+            (identity, scope.mapping_fingerprint, found[0]),
+        )
+        return (int(found[0]),)
+
+    def _adopt_legacy(self, content: str, identity: str) -> tuple[int] | None:
+        """An import recorded before imports knew their mapping and target is taken to be
+        this run's (the likeliest case: the same nightly job after an upgrade); its ledger
+        entries move to this target."""
+        found = self.db.execute(
+            "SELECT id FROM imports WHERE content = ? AND mapping_fingerprint IS NULL ORDER BY id DESC LIMIT 1",
+            (content,),
+        ).fetchone()
+        if found is None:
+            return None
+        scope = self.scope
+        self.db.execute(
+            "UPDATE imports SET fingerprint = ?, mapping_fingerprint = ?, mapping_path = ?, mapping_event = ?, "
+            "target_id = ? WHERE id = ?",
+            (identity, scope.mapping_fingerprint, scope.mapping_path, scope.mapping_event, self.target_id, found[0]),
+        )
+        self.db.execute(
+            "UPDATE OR IGNORE ledger SET target_id = ? WHERE target_id = 0 AND import_id = ?",
+            (self.target_id, found[0]),
+        )
+        return (int(found[0]),)
+
+    def _refuse_changed(self, origin: str | Path, real: str, content: str, strict: bool) -> None:
+        prev = self.db.execute(
+            "SELECT i.id, i.content FROM import_paths p JOIN imports i ON i.id = p.import_id "
+            "WHERE p.path = ? AND i.target_id IN (0, ?) AND (i.mapping_path = ? OR i.mapping_path IS NULL) "
+            "ORDER BY i.id DESC LIMIT 1",
+            (real, self.target_id, self.scope.mapping_path),
+        ).fetchone()
+        if prev is None:
+            return
+        import_id, prev_content = prev
+        if strict and prev_content != content:
             raise StateError(
                 f"import key {real.removeprefix('memory:')!r} was used before for other content; "
                 "pass new_import=True to import this content as new (rows already sent are still "
                 "not sent again), or use another import_key"
             )
-        if prev and not new_import and not self.is_finished(prev[0]):
+        if self.is_finished(import_id):
+            return
+        if prev_content != content:
             raise StateError(
                 f"{origin}: its content changed since an earlier import of this path that is "
                 "unfinished (rows not_attempted, failed or unknown); resending it whole could "
                 "send rows twice. Rerun with the original file to finish that import, or pass "
                 "--new-import to import this content as new"
             )
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        cur = self.db.execute(
-            "INSERT INTO imports (path, fingerprint, size, created_at) VALUES (?, ?, ?, ?)",
-            (real, content, size, now),
-        )
-        import_id = int(cur.lastrowid or 0)
-        self.db.execute("INSERT INTO import_paths (path, import_id) VALUES (?, ?)", (real, import_id))
-        return import_id
 
     def finished_object(self, url: str, version: str, size: int) -> tuple[str, int] | None:
-        """The content hash and row count of the finished import this object version was
-        read into, else None (never seen, or its import is unfinished)."""
-        found = self.db.execute(
-            "SELECT o.import_id, i.fingerprint, i.total_rows FROM remote_objects o JOIN imports i "
-            "ON i.id = o.import_id WHERE o.url = ? AND o.version = ? AND o.size = ?",
-            (url, version, size),
-        ).fetchone()
-        if not found or not version or not self.is_finished(found[0]):
+        """The content hash and row count of this run's finished import (same mapping, same
+        target) that this object version was read into, else None (never seen under them,
+        or its import is unfinished)."""
+        if not version:
             return None
-        return str(found[1]), int(found[2])
+        candidates = self.db.execute(
+            "SELECT o.import_id, i.content, i.total_rows FROM remote_objects o JOIN imports i ON i.id = o.import_id "
+            "WHERE o.url = ? AND o.version = ? AND o.size = ? AND ((i.mapping_fingerprint = ? AND i.target_id = ?) "
+            "OR i.mapping_fingerprint IS NULL) ORDER BY i.mapping_fingerprint IS NULL, o.import_id DESC",
+            (url, version, size, self.scope.mapping_fingerprint, self.target_id),
+        ).fetchall()
+        for import_id, content, total in candidates:
+            if self.is_finished(import_id):
+                return str(content), int(total)
+        return None
 
     def remember_object(self, url: str, version: str, size: int, import_id: int) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO remote_objects (url, version, size, import_id) VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO remote_objects (url, version, size, import_id) VALUES (?, ?, ?, ?)",
             (url, version, size, import_id),
         )
 
@@ -446,7 +641,7 @@ class Journal:
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         if job.identity is not None:  # committed with the in-flight mark, never apart
-            self._ledger.append((job.identity, *job.key))
+            self._ledger.append((self.target_id, job.identity, *job.key))
         self._add(_START, (job.key[0], job.key[1], job.ref))
         await future
 
@@ -459,8 +654,14 @@ class Journal:
         """``holder`` for many identities in one query (a query costs more than its reads)."""
         if not identities:
             return {}
-        cur = self.db.execute(_HOLDERS.format(",".join("?" * len(identities))), identities)
-        return {bytes(r[0]): (int(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in cur}
+        cur = self.db.execute(_HOLDERS.format(",".join("?" * len(identities))), [self.target_id, *identities])
+        found: dict[bytes, Holder] = {}
+        for r in cur:
+            holder = (int(r[1]), int(r[2]), str(r[3]), str(r[4]))
+            known = found.get(bytes(r[0]))
+            if known is None or _HOLDING.get(holder[2], 2) < _HOLDING.get(known[2], 2):
+                found[bytes(r[0])] = holder
+        return found
 
     def mark_finished(self, import_id: int) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -479,7 +680,7 @@ class Journal:
         self._add(_UNSENT, (import_id, row_number, status, detail, ref))
 
     def _add(self, sql: str, params: tuple[Any, ...]) -> None:
-        if self.fault is not None:
+        if self.fault is not None and not self._orphaned:
             return  # nothing more can be recorded; the run is stopping
         self._pending.append((sql, params))
         if not self._scheduled:
@@ -503,12 +704,16 @@ class Journal:
         except (sqlite3.Error, OSError, JournalFault) as exc:
             fault = exc if isinstance(exc, JournalFault) else _fault(exc)
             self._fail(fault, waiters)
+            if self._orphaned:  # outcomes still go to the open connection; no request starts
+                kept = [(sql, params) for sql, params in pending if sql != _START]
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    self._commit(kept, [])
             return
         for future in waiters:
             if not future.done():
                 future.set_result(None)
 
-    def _commit(self, pending: list[tuple[str, tuple[Any, ...]]], ledger: list[tuple[bytes, int, int]]) -> None:
+    def _commit(self, pending: list[tuple[str, tuple[Any, ...]]], ledger: list[tuple[int, bytes, int, int]]) -> None:
         self.db.execute("BEGIN")
         try:
             if ledger:
@@ -526,17 +731,21 @@ class Journal:
         """Every second or so: the journal file is still the one opened, the marker is
         still there (a state directory deleted mid-run must not go unnoticed)."""
         now = time.monotonic()
-        if now < self._next_watch:
+        if now < self._next_watch or self.fault is not None:
             return
         self._next_watch = now + WATCH_EVERY
         try:
-            same = self.path.stat().st_ino == self._ino and self._marker.exists()
+            ours = self.path.stat().st_ino == self._ino
         except OSError:
-            same = False
-        if not same:
+            ours = False
+        if not ours or not self._marker.exists():
+            # Deleted (not replaced): the open connection still holds everything; it is
+            # written back as the run ends.
+            self._orphaned = ours or not self.path.exists()
+            restored = "; the journal is restored from the run's open connection: rerun to continue"
             raise JournalFault(
                 f"state directory: the journal {self.path} was deleted or replaced while the run was going on; "
-                "stopped sending"
+                f"stopped sending{restored if self._orphaned else ''}"
             )
 
     def _fail(self, fault: JournalFault, waiters: list[asyncio.Future[None]]) -> None:

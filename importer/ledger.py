@@ -25,8 +25,14 @@ def body_identity(endpoint: str, body: bytes) -> Identity:
     return hashlib.blake2b(endpoint.encode() + b"\n" + body, digest_size=DIGEST_BYTES).digest()
 
 
-def key_identity(endpoint: str, event_id: Any, values: list[Any]) -> Identity:
-    parts = [endpoint, str(event_id), *("" if v is None else to_text(v).strip() for v in values)]
+def key_identity(endpoint: str, event_id: Any, values: list[Any]) -> Identity | None:
+    """The identity named by the dedup key's values, or None when one of them is blank:
+    a blank names no event (three customers' rows with an empty ``order_id`` are three
+    events), so such a row is identified by its body instead."""
+    texts = ["" if v is None else to_text(v).strip() for v in values]
+    if not all(texts):
+        return None
+    parts = [endpoint, str(event_id), *texts]
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
 
 
@@ -38,7 +44,10 @@ def identity_function(
         return None
     if key:
         columns = list(key)
-        return lambda values, body, _: key_identity(
-            endpoint, body.get("customEventId"), [values.get(c) for c in columns]
-        )
+
+        def keyed(values: dict[str, Any], body: dict[str, Any], raw: bytes) -> Identity:
+            named = key_identity(endpoint, body.get("customEventId"), [values.get(c) for c in columns])
+            return named if named is not None else body_identity(endpoint, raw)
+
+        return keyed
     return lambda _values, _body, raw: body_identity(endpoint, raw)

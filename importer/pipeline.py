@@ -19,7 +19,7 @@ from importer import remote
 from importer.batch import BatchRenderer
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import API_SAID, GuardStop, ImporterError, InputError, JournalFault
-from importer.journal import Holder, Journal
+from importer.journal import REPORTED, Holder, Journal
 from importer.ledger import identity_function
 from importer.payload import PayloadBuilder
 from importer.prepare import (
@@ -46,6 +46,7 @@ from importer.report import (
     writing,
 )
 from importer.retry import Backoff
+from importer.scope import target_entry
 from importer.sender import Job, Outcome, Sender, StopReason, StopToken
 from importer.source import Source
 from importer.throttle import WindowLimiter
@@ -55,6 +56,8 @@ T = TypeVar("T")
 STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
 DONE_STATUSES = ("sent", "skipped", "duplicate")  # a run whose rows are all these exits 0
 LOOKUP_BATCH = 250  # rows looked up in the ledger with one query
+DEFER_LIMIT = 10_000  # rows waiting on a queued twin before production waits for the twins
+DEFER_POLL = 0.01  # seconds between looks at whether the twins have their outcomes
 EXIT_FOR_STOP = {
     StopReason.AUTH: 3,
     StopReason.BREAKER: 3,
@@ -84,6 +87,8 @@ class Summary:
     samples: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     message: str = ""  # why the run stopped, when a stop has a message of its own
+    mapping: str = ""  # the mapping file the rows were rendered by
+    target: dict[str, str] = field(default_factory=dict)  # base_url and key_fingerprint (never the key)
 
     @property
     def rows_per_s(self) -> float:
@@ -104,6 +109,8 @@ class Summary:
             "stop_reason": self.stop_reason,
             "report": self.report,
             "inputs": self.inputs,
+            "mapping": self.mapping,
+            "target": self.target,
         }
 
 
@@ -255,7 +262,7 @@ async def _send_and_report(
     counts: dict[str, int] = {}
     try:
         if notify:
-            notify(plan_line([p.source for p in plans], config))
+            notify(plan_line([p.source for p in plans], config, journal.scope.target))
         sending = asyncio.ensure_future(run.send(transport, stop))
         try:
             sender = await asyncio.shield(sending)
@@ -293,6 +300,8 @@ async def _send_and_report(
         throttled=sender.gate.decreases,
         stop_reason=sender.stop_reason.value if sender.stop_reason else None,
         message=str(run.stop_error or ""),
+        mapping=config.mapping,
+        target=target_entry(journal.scope.target),
     )
     if config.summary_json:
         write_json(config.summary_json, summary.as_json())
@@ -364,6 +373,8 @@ class _Run:
         self.pending_ids: dict[bytes, tuple[int, int, str]] = {}
         # Sent since the last ledger query: that query's snapshot does not show them yet.
         self.sent_since_query: dict[bytes, tuple[int, int, str]] = {}
+        # Rows whose event's twin was queued: decided once the twin's outcome is known.
+        self.deferred: list[tuple[Plan, int, bytes, str, bytes]] = []
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
@@ -474,11 +485,11 @@ class _Run:
                 await queue.put(None)
 
     async def _produce(self, sender: Sender, queue: asyncio.Queue[Job | None]) -> None:
-        skip = {"sent", "inflight"}
+        skip = {"sent", "inflight", "duplicate"}
         if not self.config.retry_rejected:
             skip.add("rejected")
         if not self.config.resend_unknown:
-            skip.add("unknown")
+            skip.update(("unknown", "held"))
         count = self.progress.add if self.progress else (lambda status: None)
         render = BatchRenderer(self.builder).render
         keyed = self.builder.mapping.dedup_key is not None  # the identity reads the row's values
@@ -520,6 +531,7 @@ class _Run:
                 # rows are queued, so a file still growing stops the run while rows go out.
                 plan.source.check_unchanged()
             await self._release(plan, batch, queue, sender, count)
+        await self._release_deferred(queue, sender, count)
         if self.canary_left and self.canary_queued:  # fewer rows than --canary: all were canaries
             await self._await_canary(sender)
 
@@ -536,6 +548,8 @@ class _Run:
         lookup = self.identify is not None and not self.config.no_dedup
         holders: dict[bytes, Holder] = {}
         if lookup and batch:
+            # Outcomes not yet committed would read as "in flight" (a rejected row as sent).
+            self.journal.flush()
             self.sent_since_query.clear()  # from now on the journal shows them (in flight or sent)
             holders = self.journal.holders([b[3] for b in batch if b[3] is not None])
         for number, body, ref, identity in batch:
@@ -543,9 +557,15 @@ class _Run:
                 return
             key = (plan.import_id, number)
             if lookup and identity is not None:
-                sent_by = self._sent_by(identity, key, holders.get(identity))
-                if sent_by:
-                    self.journal.unsent(*key, "duplicate", sent_by, ref)
+                if identity in self.pending_ids:
+                    # Its twin is queued or on the wire: a duplicate only if that one is sent.
+                    self.deferred.append((plan, number, body, ref, identity))
+                    if len(self.deferred) >= DEFER_LIMIT:
+                        await self._release_deferred(queue, sender, count)
+                    continue
+                held = self._sent_by(identity, key, holders.get(identity))
+                if held:
+                    self.journal.unsent(*key, *held, ref)
                     count("duplicate")
                     continue
                 self.pending_ids[identity] = (*key, plan.source.name)
@@ -556,21 +576,39 @@ class _Run:
             if self.canary_left and self.canary_queued >= self.canary_left:
                 await self._await_canary(sender)
 
-    def _sent_by(self, identity: bytes, key: tuple[int, int], holder: Holder | None) -> str:
-        """Why this row's event must not be sent again ("already sent by FILE row N"), or ""
-        when no other row holds it: one sent, on the wire, in this run's queue, or unknown
-        (unless --resend-unknown). A rejected, failed or invalid holder holds nothing."""
-        queued = self.pending_ids.get(identity) or self.sent_since_query.get(identity)
+    async def _release_deferred(
+        self, queue: asyncio.Queue[Job | None], sender: Sender, count: Callable[[str], None]
+    ) -> None:
+        """Look again at the rows whose twin was queued: once every twin has its outcome,
+        a twin sent makes them ``duplicate``, a twin rejected or failed lets one of them go
+        (the others wait on that one in turn)."""
+        while self.deferred and not sender.stopped:
+            waiting = {d[4] for d in self.deferred}
+            while not sender.stopped and any(i in self.pending_ids for i in waiting):
+                await asyncio.sleep(DEFER_POLL)
+            rows, self.deferred = self.deferred, []
+            for plan in dict.fromkeys(d[0] for d in rows):
+                mine: list[tuple[int, bytes, str, bytes | None]] = [
+                    (number, body, ref, identity) for p, number, body, ref, identity in rows if p is plan
+                ]
+                await self._release(plan, mine, queue, sender, count)
+
+    def _sent_by(self, identity: bytes, key: tuple[int, int], holder: Holder | None) -> tuple[str, str] | None:
+        """The status and detail of a row whose event must not be sent again (``duplicate``,
+        "already sent by FILE row N"; ``held`` while that row's outcome is unknown), or None
+        when no other row holds it: one sent, on the wire, or unknown (unless
+        --resend-unknown). A rejected, failed or invalid holder holds nothing."""
+        queued = self.sent_since_query.get(identity)
         if queued is not None and queued[:2] != key:
-            return f"already sent by {queued[2]} row {queued[1]} (this run)"
+            return "duplicate", f"already sent by {queued[2]} row {queued[1]} (this run)"
         if holder is None or holder[:2] == key:
-            return ""
+            return None
         _, row, status, path = holder
         if status in ("sent", "inflight"):
-            return f"already sent by {path} row {row}"
+            return "duplicate", f"already sent by {path} row {row}"
         if status == "unknown" and not self.config.resend_unknown:
-            return f"held by {path} row {row}, whose outcome is unknown (check it, then --resend-unknown)"
-        return ""
+            return "held", f"held by {path} row {row}, whose outcome is unknown (check it, then --resend-unknown)"
+        return None
 
 
 def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:
@@ -582,7 +620,7 @@ def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:
         for jr in journal.rows(plan.import_id):
             for missing in range(expected, jr.row_number):
                 yield ReportLine(name, missing, "not_attempted")
-            status = "unknown" if jr.status == "inflight" else jr.status
+            status = REPORTED.get(jr.status, jr.status)
             yield ReportLine(
                 name, jr.row_number, status, jr.http_status, jr.substatus, jr.detail, jr.attempts, jr.customer_ref
             )

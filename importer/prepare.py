@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 from importer import remote
 from importer.batch import BatchRenderer
 from importer.config import RunConfig, ValidateConfig, default_report
-from importer.errors import ConfigError, InputError
+from importer.errors import InputError
 from importer.journal import Journal
 from importer.mapping import load_mapping
 from importer.memory import TableSource, check_import_key, is_in_memory
 from importer.payload import PayloadBuilder
 from importer.progress import duration
 from importer.report import check_outputs, is_report, report_format
+from importer.scope import Target, scope_of
 from importer.sender import StopToken
 from importer.source import Source, open_source
 from importer.transport import tls_context
@@ -45,12 +46,13 @@ def prepare(
     notify: Notify | None,
     known: remote.Known | None = None,
     stopped: Callable[[], bool] = lambda: False,
+    builder: PayloadBuilder | None = None,
 ) -> tuple[PayloadBuilder, list[Source], str]:
-    """Load and compile the mapping, open every input (checking the mapping's columns
-    against each, and its age against ``--min-age``), and settle and check the output
-    paths: every check before anything is sent. An object-store input is copied once to
-    a local spool, unless ``known`` recognises it as a finished import."""
-    builder = PayloadBuilder(load_mapping(config.mapping))
+    """Load and compile the mapping (unless ``builder`` has it), open every input (checking
+    the mapping's columns against each, and its age against ``--min-age``), and settle and
+    check the output paths: every check before anything is sent. An object-store input is
+    copied once to a local spool, unless ``known`` recognises it as a finished import."""
+    builder = builder or PayloadBuilder(load_mapping(config.mapping))
     sources: list[Source] = []
     try:
         return _open_inputs(config, notify, known, stopped, builder, sources)
@@ -157,16 +159,21 @@ def prepare_run(
     the mapping and local inputs are checked (a bad mapping leaves no state directory
     behind), or at the first object-store input (to know whether it needs downloading)."""
     opened: list[Journal] = []
+    builder = PayloadBuilder(load_mapping(config.mapping))
+    scope = scope_of(builder.mapping, config.base_url, config.api_key.reveal())
 
     def journal_now() -> Journal:
         if not opened:
-            opened.append(Journal(config.state_dir, durable=config.durable))
+            journal = Journal(config.state_dir, durable=config.durable)
+            opened.append(journal)
+            journal.use_scope(scope)
         return opened[0]
 
     try:
-        builder, sources, report = prepare(config, notify, known_objects(journal_now, config), lambda: stop.stopped)
+        known = known_objects(journal_now, config)
+        builder, sources, report = prepare(config, notify, known, lambda: stop.stopped, builder)
         journal = journal_now()
-        plans = plan_inputs(journal, sources, config.new_import, stop)
+        plans = plan_inputs(journal, sources, config.new_import, stop, notify)
         if plans is not None and not journal.verified(lambda: stop.stopped):
             plans = None
         limit = config.max_invalid
@@ -185,9 +192,10 @@ def prepare_run(
 
 
 def known_objects(journal: Callable[[], Journal], config: RunConfig) -> remote.Known | None:
-    """Recognises an object version whose import finished: it is not downloaded again.
-    Not when its rows could be wanted again (--retry-rejected, --errors, --max-invalid)."""
-    if config.retry_rejected or config.errors or config.max_invalid is not None:
+    """Recognises an object version whose import (under this mapping and target) finished:
+    it is not downloaded again. Not when its rows could be wanted again (--retry-rejected,
+    --resend-unknown, --errors, --max-invalid)."""
+    if config.retry_rejected or config.resend_unknown or config.errors or config.max_invalid is not None:
         return None
 
     def known(obj: remote.RemoteObject) -> tuple[str, int] | None:
@@ -220,8 +228,9 @@ def estimate_rows(sources: list[Source]) -> tuple[int, bool]:
     return sum(s.estimate_rows() for s in sources), all(s.total_rows is not None for s in sources)
 
 
-def plan_line(sources: list[Source], config: RunConfig) -> str:
-    """``plan: ~1,200,000 rows at concurrency 8, <= 20 req/s ≈ 16 h 40 min``."""
+def plan_line(sources: list[Source], config: RunConfig, target: Target) -> str:
+    """``plan: ~1,200,000 rows at concurrency 8, <= 20 req/s ≈ 16 h 40 min; ...``, with
+    the mapping, the target and the state directory."""
     rows, exact = estimate_rows(sources)
     approx = "" if exact else "~"
     text = f"plan: {approx}{rows:,} rows at concurrency {config.concurrency}, "
@@ -231,10 +240,15 @@ def plan_line(sources: list[Source], config: RunConfig) -> str:
         text += "no rate limit"
     if config.no_dedup:
         text += "; dedup off (--no-dedup): events already sent are sent again"
-    return text + f"; state directory {config.state_dir}"
+    return text + f"; mapping {config.mapping}; to {target.describe()}; state directory {config.state_dir}"
 
 
-def plan_inputs(journal: Journal, sources: list[Source], new_import: bool, stop: StopToken) -> list[Plan] | None:
+def plan_inputs(
+    journal: Journal, sources: list[Source], new_import: bool, stop: StopToken, notify: Notify | None = None
+) -> list[Plan] | None:
+    """Scan every input and resolve its import. An input with the same content as an
+    earlier one of this run (a re-delivered drop matched by the same glob) is the same
+    import: it is imported once, under the first name, and the others are skipped."""
     plans: list[Plan] = []
     seen: dict[str, str] = {}
     for source in sources:
@@ -242,7 +256,10 @@ def plan_inputs(journal: Journal, sources: list[Source], new_import: bool, stop:
         if stop.stopped:
             return None
         if content in seen:
-            raise ConfigError(f"{source.name} has the same content as {seen[content]}; pass it once")
+            if notify:
+                notify(f"skipping {source.name}: the same content as {seen[content]}, which this run imports")
+            remote.release([source])
+            continue
         seen[content] = source.name
         size = source.stamp.size
         keyed = isinstance(source, TableSource)  # an import key: other content under it is refused

@@ -59,9 +59,15 @@ def start_mock(tmp_path: Path, *args: str, name: str = "received.jsonl") -> Mock
 
 @pytest.fixture
 def mock_factory(tmp_path: Path) -> Iterator[Any]:
+    """Starts mock servers. ``replacing=old`` stops ``old`` and starts the new one on its
+    port: the same base URL, so the same target (an API that was down and is back),
+    where a server on another port is another target with a ledger of its own."""
     started: list[Mock] = []
 
-    def factory(*args: str, name: str = "received.jsonl") -> Mock:
+    def factory(*args: str, name: str = "received.jsonl", replacing: Mock | None = None) -> Mock:
+        if replacing is not None:
+            replacing.stop()
+            args = ("--port", replacing.url.rsplit(":", 1)[1], *args)
         mock = start_mock(tmp_path, *args, name=name)
         started.append(mock)
         return mock

@@ -190,7 +190,7 @@ async def test_cancelling_the_task_drains_like_sigterm(tmp_path: Path, mock_fact
     statuses = Counter(r["status"] for r in report)
     assert statuses["unknown"] == 0 and 50 <= statuses["sent"] < 3000
     assert statuses["sent"] == len(slow.received())
-    fast = mock_factory(name="rest.jsonl")
+    fast = mock_factory(name="rest.jsonl", replacing=slow)
     rest = await arun_import(config(tmp_path, fast, mapping, table(3000)))
     assert rest.counts == {"sent": 3000}
     ids = [r["body"]["customerId"] for r in slow.received() + fast.received()]

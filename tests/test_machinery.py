@@ -272,12 +272,28 @@ def test_deleting_the_journal_mid_run_stops_it(work: Path, mock_factory: Any, wh
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
     assert "was deleted or replaced while the run was going on" in err
+    assert "restored from the run's open connection" in err
     assert mock.stats()["requests"] < 3000
-    if what == "journal":  # the marker is left: the rerun refuses instead of resending
-        before = mock.stats()["requests"]
-        res = run_cli(*run_args(mock), cwd=work)
-        assert res.returncode == 2 and "missing or empty" in res.stderr
-        assert mock.stats()["requests"] == before
+    stopped = Counter(r["status"] for r in read_report(work / "r.csv"))
+    assert stopped["sent"] == mock.stats()["requests"] and stopped["unknown"] == 0, stopped
+    # The journal was written back as the run ended: the rerun sends exactly the rest.
+    res = run_cli(*run_args(mock), cwd=work)
+    assert res.returncode == 0, res.stderr
+    sent = Counter(r["body"]["customerCrmId"] for r in mock.received())
+    assert sent == Counter({f"C{i}": 1 for i in range(1, 3001)})
+
+
+def test_a_journal_replaced_mid_run_is_not_overwritten(work: Path, mock_factory: Any) -> None:
+    customers_csv(work / "in.csv", 3000)
+    mock = mock_factory("--latency-ms", "10")
+    proc = popen_cli(*run_args(mock), cwd=work)
+    wait_for(lambda: mock.stats()["requests"] >= 100)
+    journal = work / "state" / "journal.sqlite3"
+    (work / "other").write_bytes(b"someone else's file")
+    os.replace(work / "other", journal)  # another file in its place, never a moment without one
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3 and "restored" not in err, err
+    assert journal.read_bytes() == b"someone else's file"
 
 
 # --- 4: durability -----------------------------------------------------------------------------

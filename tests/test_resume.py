@@ -114,7 +114,7 @@ def test_outage_trips_the_breaker_and_a_rerun_sends_exactly_the_rest(workdir: Pa
     assert statuses["sent"] == 50 and statuses["failed"] >= 20 and statuses["not_attempted"] > 0
     assert sum(statuses.values()) == ROWS
 
-    healthy = mock_factory(name="healthy.jsonl")
+    healthy = mock_factory(name="healthy.jsonl", replacing=down)
     second = run_cli(*args_for(healthy), cwd=workdir)
     assert second.returncode == 0, second.stderr
     assert set(deliveries(healthy)) == {f"C{i}" for i in range(1, ROWS + 1)} - set(deliveries(down))
@@ -147,7 +147,7 @@ def test_edited_copy_of_a_half_sent_file_is_refused(workdir: Path, mock_factory:
     refused = run_cli(*args_for(down), cwd=workdir)
     assert refused.returncode == 2
     assert "unfinished" in refused.stderr and "--new-import" in refused.stderr
-    healthy = mock_factory(name="healthy.jsonl")
+    healthy = mock_factory(name="healthy.jsonl", replacing=down)
     forced = run_cli(*args_for(healthy, extra=("--new-import",)), cwd=workdir)
     assert forced.returncode == 0, forced.stderr
     # The new import sends every row, except the events the ledger knows were sent already.
@@ -187,7 +187,7 @@ def test_rejected_invalid_and_errors_file_across_resumes(tmp_path: Path, mock_fa
     (tmp_path / "m.yaml").write_text(
         (tmp_path / "m.yaml").read_text().replace("type: Money, column: total", "type: String, column: total")
     )
-    lenient = mock_factory(name="lenient.jsonl")
+    lenient = mock_factory(name="lenient.jsonl", replacing=strict)
     final = run_cli(*args_for(lenient, extra=(*extra, "--retry-rejected")), cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert sorted(r["body"]["customerCrmId"] for r in lenient.received()) == ["C2", "C3"]
