@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -373,3 +374,38 @@ def test_no_room_for_the_copy_is_one_clear_line(work: Path, s3: S3, bucket: str,
         assert not list(tiny.iterdir())  # the partial copy is gone
     finally:
         subprocess.run(["umount", "-l", str(tiny)], check=False)
+
+
+# --- issue 18: an object's import is its content, mapping and target ------------------------
+
+
+def test_s3_object_finished_under_one_mapping_is_read_again_for_another(
+    work: Path, s3: S3, bucket: str, mock: Mock
+) -> None:
+    s3.client().put_object(Bucket=bucket, Key="in/day1.csv", Body=csv_bytes(1, 5))
+    url = f"s3://{bucket}/in/day1.csv"
+    assert run(work, s3.env(), mock, url).returncode == 0
+    (work / "m.yaml").write_text(CUSTOMER_MAPPING.replace("77", "78"))  # another event: another import
+    (work / "m2.yaml").write_text(CUSTOMER_MAPPING.replace("77", "79"))
+    assert run(work, s3.env(), mock, url).returncode == 0
+    res = cli(work, s3.env(), "run", url, "--mapping", "m2.yaml", "--base-url", mock.url, "--state-dir", "state")
+    assert res.returncode == 0, res.stderr
+    events = Counter(r["body"]["customEventId"] for r in mock.received())
+    assert events == {77: 5, 78: 5, 79: 5}
+    before = s3.gets(bucket)
+    assert run(work, s3.env(), mock, url).returncode == 0  # finished under it: not even downloaded
+    assert s3.gets(bucket) == before and len(mock.received()) == 15
+
+
+def test_s3_redelivered_drop_in_a_glob_is_skipped_and_the_new_one_imported(
+    work: Path, s3: S3, bucket: str, mock: Mock
+) -> None:
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key="in/day1.csv", Body=csv_bytes(1, 5))
+    assert run(work, s3.env(), mock, f"s3://{bucket}/in/*.csv").returncode == 0
+    client.put_object(Bucket=bucket, Key="in/day3-resent.csv", Body=csv_bytes(1, 5))
+    client.put_object(Bucket=bucket, Key="in/day4.csv", Body=csv_bytes(6, 3))
+    res = run(work, s3.env(), mock, f"s3://{bucket}/in/*.csv")
+    assert res.returncode == 0, res.stderr
+    assert f"skipping s3://{bucket}/in/day3-resent.csv: the same content as s3://{bucket}/in/day1.csv" in res.stderr
+    assert sorted(sent_ids(mock)) == sorted(f"C{i}" for i in range(1, 9))

@@ -1,0 +1,277 @@
+"""What was sent, with which mapping, to which API: an import is its content, its mapping
+and its target, and nothing is reported `sent` that never left (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.mapping import compile_mapping, parse_yaml
+from importer.scope import import_identity, mapping_fingerprint, scope_of, target_of
+from tests.conftest import KEY, Mock, cli_env, read_report, run_cli, write_csv
+
+PLACED = """\
+endpoint: customer
+custom_event_id: 31
+customer: {crm_id: crm_id}
+data_fields:
+  - {name: total, type: Money, column: total}
+"""
+PAID = """\
+# the same export, another event: only the paid orders
+endpoint: customer
+custom_event_id: 32
+customer: {crm_id: crm_id}
+filter: {column: status, equals: paid}
+data_fields:
+  - {name: total, type: Money, column: total}
+"""
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    write_csv(tmp_path / "orders.csv", ["crm_id", "total", "status"], [["C1", "1", "paid"], ["C2", "2", "new"], ["C3", "3", "paid"]])  # fmt: skip
+    (tmp_path / "placed.yaml").write_text(PLACED)
+    (tmp_path / "paid.yaml").write_text(PAID)
+    return tmp_path
+
+
+def run(work: Path, mock: Mock, mapping: str, *extra: str, key: str = KEY, data: str = "orders.csv") -> Any:
+    return run_cli(
+        "run", data, "--mapping", mapping, "--base-url", mock.url, "--state-dir", "st", "--report", "r.csv",
+        "--summary-json", "s.json", *extra, cwd=work, env=cli_env(ECDP_API_KEY=key),
+    )  # fmt: skip
+
+
+def events(mock: Mock) -> Counter[tuple[int, str]]:
+    return Counter((r["body"]["customEventId"], r["body"]["customerCrmId"]) for r in mock.received())
+
+
+def test_one_export_two_mappings_sends_each_mappings_rows_and_reruns_send_nothing(work: Path, mock: Mock) -> None:
+    assert run(work, mock, "placed.yaml").returncode == 0
+    second = run(work, mock, "paid.yaml")
+    assert second.returncode == 0, second.stderr
+    assert events(mock) == Counter({(31, "C1"): 1, (31, "C2"): 1, (31, "C3"): 1, (32, "C1"): 1, (32, "C3"): 1})
+    report = {r["row_number"]: r["status"] for r in read_report(work / "r.csv")}
+    assert report == {"1": "sent", "2": "skipped", "3": "sent"}  # not the first mapping's "sent"
+    summary = json.loads((work / "s.json").read_text())
+    assert summary["requests"] == 2 and summary["mapping"] == "paid.yaml"
+    for mapping in ("placed.yaml", "paid.yaml"):
+        again = run(work, mock, mapping)
+        assert again.returncode == 0 and json.loads((work / "s.json").read_text())["requests"] == 0
+    assert sum(events(mock).values()) == 5
+
+
+def test_one_file_two_targets_reaches_both_and_reruns_send_nothing(work: Path, mock_factory: Any) -> None:
+    rehearsal = mock_factory("--api-key", "K1", name="rehearsal.jsonl")
+    production = mock_factory("--api-key", "K2", name="production.jsonl")
+    assert run(work, rehearsal, "placed.yaml", key="K1").returncode == 0
+    res = run(work, production, "placed.yaml", key="K2")
+    assert res.returncode == 0, res.stderr
+    assert f"to {production.url} (key " in res.stderr  # the plan line names the target
+    assert len(rehearsal.received()) == 3 and len(production.received()) == 3
+    summary = json.loads((work / "s.json").read_text())
+    assert summary["target"]["base_url"] == production.url and "K2" not in json.dumps(summary)
+    for mock, key in ((rehearsal, "K1"), (production, "K2")):
+        assert run(work, mock, "placed.yaml", key=key).returncode == 0
+    assert len(rehearsal.received()) == 3 and len(production.received()) == 3
+    status = run_cli("status", "--state-dir", "st", "--json", cwd=work)
+    targets = [i["target"]["base_url"] for i in json.loads(status.stdout)]
+    assert sorted(targets) == sorted([rehearsal.url, production.url])
+    text = run_cli("status", "--state-dir", "st", cwd=work).stdout
+    assert f"sent to {production.url} (key " in text and "placed.yaml" in text
+
+
+def test_another_key_on_the_same_url_is_another_target(work: Path, mock_factory: Any) -> None:
+    """A staging business unit and production share the API's URL; their keys differ."""
+    staging = mock_factory("--api-key", "STAGING", name="staging.jsonl")
+    assert run(work, staging, "placed.yaml", key="STAGING").returncode == 0
+    production = mock_factory("--api-key", "PROD", name="production.jsonl", replacing=staging)
+    res = run(work, production, "placed.yaml", key="PROD")
+    assert res.returncode == 0, res.stderr
+    assert len(production.received()) == 3
+
+
+def test_the_ledger_is_per_target(work: Path, mock_factory: Any) -> None:
+    """An event sent to a rehearsal target does not hold it back from production, while
+    a re-export to the same target is still a duplicate."""
+    rehearsal = mock_factory("--api-key", "K1", name="rehearsal.jsonl")
+    production = mock_factory("--api-key", "K2", name="production.jsonl")
+    assert run(work, rehearsal, "placed.yaml", key="K1").returncode == 0
+    write_csv(work / "again.csv", ["status", "total", "crm_id"], [["new", "2", "C2"], ["paid", "1", "C1"]])
+    res = run(work, production, "placed.yaml", key="K2", data="again.csv")
+    assert res.returncode == 0 and len(production.received()) == 2
+    res = run(work, rehearsal, "placed.yaml", key="K1", data="again.csv")
+    assert res.returncode == 0 and len(rehearsal.received()) == 3
+    assert {r["status"] for r in read_report(work / "r.csv")} == {"duplicate"}
+
+
+def test_an_edited_mapping_file_continues_its_import_and_resends_nothing(work: Path, mock: Mock) -> None:
+    """A fix to the mapping that re-validates invalid rows is the same import: rows sent
+    under the earlier version are not sent again, invalid ones go under the new one."""
+    write_csv(work / "orders.csv", ["crm_id", "total", "status"], [["C1", "1", "paid"], ["C2", "2,50", "paid"]])
+    assert run(work, mock, "placed.yaml").returncode == 1
+    (work / "placed.yaml").write_text(PLACED.replace("column: total}", "column: total, decimal: ','}"))
+    res = run(work, mock, "placed.yaml")
+    assert res.returncode == 0, res.stderr
+    assert events(mock) == Counter({(31, "C1"): 1, (31, "C2"): 1})
+
+
+def test_another_event_in_the_same_mapping_file_is_a_new_import(work: Path, mock: Mock) -> None:
+    assert run(work, mock, "placed.yaml").returncode == 0
+    (work / "placed.yaml").write_text(PLACED.replace("31", "33"))
+    assert run(work, mock, "placed.yaml").returncode == 0
+    assert sum(1 for event, _ in events(mock) if event == 33) == 3
+
+
+def test_s3_style_rerun_of_a_finished_import_with_another_mapping_reads_it_again(work: Path, mock: Mock) -> None:
+    """Stands for the object case at the journal level: a finished object is recognised
+    only under the mapping and target it was imported with."""
+    from importer.journal import Journal
+
+    mapping = compile_mapping(parse_yaml(PLACED), source=str(work / "placed.yaml"))
+    other = compile_mapping(parse_yaml(PAID), source=str(work / "paid.yaml"))
+    journal = Journal(str(work / "j"))
+    try:
+        journal.use_scope(scope_of(mapping, "http://127.0.0.1:1", "K"))
+        first = journal.resolve_import("s3://b/o.csv", "c" * 64, 10, False)
+        journal.remember_object("s3://b/o.csv", "v1", 10, first)
+        journal.set_total(first, 1)
+        journal.unsent(first, 1, "skipped", "", "")
+        journal.flush()
+        assert journal.finished_object("s3://b/o.csv", "v1", 10) == ("c" * 64, 1)
+        journal.use_scope(scope_of(other, "http://127.0.0.1:1", "K"))
+        assert journal.finished_object("s3://b/o.csv", "v1", 10) is None
+        journal.use_scope(scope_of(mapping, "http://127.0.0.1:2", "K"))
+        assert journal.finished_object("s3://b/o.csv", "v1", 10) is None
+    finally:
+        journal.close()
+
+
+# --- the identity functions ------------------------------------------------------------
+
+
+def test_mapping_fingerprint_ignores_spelling_but_not_meaning() -> None:
+    base = compile_mapping(parse_yaml(PAID))
+    respelled = compile_mapping(
+        parse_yaml(
+            "data_fields: [{type: Money, column: total, name: total}]\n"
+            "filter: [{equals: 'paid', column: status}]\n"
+            "customer: {crm_id: {column: crm_id}}\n"
+            "custom_event_id: 32\nendpoint: customer  # moved\n"
+        )
+    )
+    assert mapping_fingerprint(base) == mapping_fingerprint(respelled)
+    for change in (("32", "33"), ("paid}", "new}"), ("name: total", "name: amount"), ("Money", "Number")):
+        changed = compile_mapping(parse_yaml(PAID.replace(*change)))
+        assert mapping_fingerprint(changed) != mapping_fingerprint(base), change
+
+
+def test_mapping_fingerprint_is_the_same_in_every_process() -> None:
+    """Sets (an `in` filter) iterate in another order in each process."""
+    import subprocess
+    import sys
+
+    code = (
+        "from importer.mapping import compile_mapping, parse_yaml;"
+        "from importer.scope import mapping_fingerprint;"
+        "print(mapping_fingerprint(compile_mapping(parse_yaml("
+        "'endpoint: customer\\ncustom_event_id: 1\\ncustomer: {crm_id: c}\\n"
+        "filter: {column: s, in: [a, b, c, d, e, f, g, h]}\\n'))))"
+    )
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={"PYTHONHASHSEED": str(seed)}, capture_output=True, text=True, check=True
+        ).stdout
+        for seed in range(1, 6)
+    }
+    assert len(prints) == 1
+
+
+def test_target_fingerprint_is_one_way_and_import_identity_covers_all_three() -> None:
+    target = target_of("https://api.ecdp.app/", "secret-key-123")
+    assert target.base_url == "https://api.ecdp.app" and "secret" not in target.describe()
+    assert target_of("https://api.ecdp.app", "other").key_fingerprint != target.key_fingerprint
+    mapping = compile_mapping(parse_yaml(PLACED), source="m.yaml")
+    scope = scope_of(mapping, "https://api.ecdp.app", "k")
+    identities = {
+        import_identity("a" * 64, scope),
+        import_identity("b" * 64, scope),
+        import_identity("a" * 64, scope_of(mapping, "https://other.example", "k")),
+        import_identity("a" * 64, scope_of(mapping, "https://api.ecdp.app", "k2")),
+        import_identity("a" * 64, scope_of(compile_mapping(parse_yaml(PAID)), "https://api.ecdp.app", "k")),
+    }
+    assert len(identities) == 5
+
+
+# --- the review's silent-loss cases ----------------------------------------------------
+
+DEDUP = """\
+endpoint: customer
+custom_event_id: 77
+customer: {crm_id: crm_id}
+dedup: {key: [order_id]}
+data_fields:
+  - {name: total, type: Money, column: total}
+  - {name: note, type: String, column: note}
+"""
+
+
+def test_prune_then_rerun_of_a_finished_import_sends_nothing(work: Path, mock: Mock) -> None:
+    write_csv(work / "day1.csv", ["crm_id", "total"], [["C1", "1"], ["C2", "2"], ["C3", "3"]])
+    write_csv(work / "day2.csv", ["crm_id", "total"], [["C2", "2"], ["C3", "3"], ["C4", "4"]])
+    assert run(work, mock, "placed.yaml", data="day1.csv").returncode == 0
+    assert run(work, mock, "placed.yaml", data="day2.csv").returncode == 0
+    assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"duplicate": 2, "sent": 1}
+    db = sqlite3.connect(work / "st" / "journal.sqlite3")
+    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00' WHERE path LIKE '%day1.csv'")  # fmt: skip
+    db.commit()
+    db.close()
+    assert "dropped 1 finished import" in run_cli("prune", "--older-than", "30d", "--state-dir", "st", cwd=work).stdout
+    again = run(work, mock, "placed.yaml", data="day2.csv")
+    assert again.returncode == 0 and json.loads((work / "s.json").read_text())["requests"] == 0
+    assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"duplicate": 2, "sent": 1}
+    assert len(mock.received()) == 4
+
+
+def test_blank_dedup_key_values_do_not_merge_customers(work: Path, mock: Mock) -> None:
+    (work / "m.yaml").write_text(DEDUP)
+    write_csv(work / "o.csv", ["order_id", "crm_id", "total", "note"], [["", "C1", "1", ""], [" ", "C2", "2", ""], ["", "C3", "3", ""], ["", "C3", "3", ""]])  # fmt: skip
+    res = run(work, mock, "m.yaml", data="o.csv")
+    assert res.returncode == 0, res.stderr
+    assert sorted(r["body"]["customerCrmId"] for r in mock.received()) == ["C1", "C2", "C3"]
+    statuses = [r["status"] for r in read_report(work / "r.csv")]
+    assert statuses == ["sent", "sent", "sent", "duplicate"]  # the same body twice is still one event
+
+
+def test_a_row_is_a_duplicate_only_of_a_row_that_was_sent(work: Path, mock_factory: Any) -> None:
+    """Row 2 corrects row 1 (same order id); row 1 is rejected: row 2 is sent, not
+    `duplicate` of a row that never went."""
+    mock = mock_factory("--reject-containing", "BROKEN")
+    (work / "m.yaml").write_text(DEDUP)
+    write_csv(work / "o.csv", ["order_id", "crm_id", "total", "note"], [["O1", "C1", "1", "BROKEN"], ["O1", "C1", "1", "fixed"], ["O2", "C2", "2", "x"]])  # fmt: skip
+    res = run(work, mock, "m.yaml", data="o.csv")
+    assert res.returncode == 1, res.stderr
+    report = read_report(work / "r.csv")
+    assert [r["status"] for r in report] == ["rejected", "sent", "sent"]
+    assert sorted(r["body"]["dataFields"][1]["value"] for r in mock.received() if r["body"]["customerCrmId"] == "C1") == ["fixed"]  # fmt: skip
+
+
+def test_a_redelivered_drop_in_a_glob_does_not_block_the_new_one(work: Path, mock: Mock) -> None:
+    """Same content under two names in one run: imported once, the others go on."""
+    write_csv(work / "day1.csv", ["crm_id", "total"], [["C1", "1"], ["C2", "2"]])
+    assert run(work, mock, "placed.yaml", data="day1.csv").returncode == 0
+    (work / "day3-resent.csv").write_bytes((work / "day1.csv").read_bytes())
+    write_csv(work / "day4.csv", ["crm_id", "total"], [["C4", "4"]])
+    res = run_cli(
+        "run", "day1.csv", "day3-resent.csv", "day4.csv", "--mapping", "placed.yaml", "--base-url", mock.url,
+        "--state-dir", "st", "--report", "r.csv", cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "skipping day3-resent.csv: the same content as day1.csv" in res.stderr
+    assert sorted(r["body"]["customerCrmId"] for r in mock.received()) == ["C1", "C2", "C4"]
