@@ -275,3 +275,76 @@ def test_a_redelivered_drop_in_a_glob_does_not_block_the_new_one(work: Path, moc
     assert res.returncode == 0, res.stderr
     assert "skipping day3-resent.csv: the same content as day1.csv" in res.stderr
     assert sorted(r["body"]["customerCrmId"] for r in mock.received()) == ["C1", "C2", "C4"]
+
+
+# --- state written by the previous version --------------------------------------------
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE imports (id INTEGER PRIMARY KEY, path TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL, total_rows INTEGER, created_at TEXT NOT NULL, finished_at TEXT);
+CREATE TABLE import_paths (path TEXT NOT NULL, import_id INTEGER NOT NULL, PRIMARY KEY (path, import_id)) WITHOUT ROWID;
+CREATE TABLE rows (import_id INTEGER NOT NULL, row_number INTEGER NOT NULL, status TEXT NOT NULL,
+    http_status INTEGER, substatus TEXT, detail TEXT, attempts INTEGER NOT NULL DEFAULT 0, customer_ref TEXT,
+    PRIMARY KEY (import_id, row_number)) WITHOUT ROWID;
+CREATE TABLE remote_objects (url TEXT NOT NULL, version TEXT NOT NULL, size INTEGER NOT NULL,
+    import_id INTEGER NOT NULL, PRIMARY KEY (url, version, size)) WITHOUT ROWID;
+CREATE TABLE ledger (identity BLOB PRIMARY KEY, import_id INTEGER NOT NULL, row_number INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def v1_state(work: Path, csv_name: str, mapping: str) -> None:
+    """A state directory as version 0.1 left it after importing ``csv_name`` whole."""
+    import hashlib
+    import os
+
+    import orjson
+
+    from importer.ledger import body_identity
+    from importer.mapping import load_mapping
+    from importer.payload import PayloadBuilder
+    from importer.source import open_source
+
+    builder = PayloadBuilder(load_mapping(str(work / mapping)))
+    (work / "st").mkdir()
+    db = sqlite3.connect(work / "st" / "journal.sqlite3")
+    db.executescript(V1_SCHEMA)
+    data = (work / csv_name).read_bytes()
+    path = os.path.realpath(work / csv_name)
+    rows = list(open_source(str(work / csv_name)).rows())
+    db.execute(
+        "INSERT INTO imports VALUES (1, ?, ?, ?, ?, '2026-11-01T00:00:00+00:00', '2026-11-01T00:01:00+00:00')",
+        (path, hashlib.sha256(data).hexdigest(), len(data), len(rows)),
+    )
+    db.execute("INSERT INTO import_paths VALUES (?, 1)", (path,))
+    for row in rows:
+        body = builder.render(row).body
+        db.execute("INSERT INTO rows (import_id, row_number, status, http_status, attempts) VALUES (1, ?, 'sent', 201, 1)", (row.number,))  # fmt: skip
+        db.execute("INSERT INTO ledger VALUES (?, 1, ?)", (body_identity("/scenariocustomevents", orjson.dumps(body)), row.number))  # fmt: skip
+    db.commit()
+    db.close()
+
+
+def test_a_journal_of_the_previous_version_is_migrated_and_its_imports_adopted(work: Path, mock: Mock) -> None:
+    v1_state(work, "orders.csv", "placed.yaml")
+    res = run(work, mock, "placed.yaml")
+    assert res.returncode == 0, res.stderr
+    assert len(mock.received()) == 0  # the finished import is this run's: nothing sent again
+    write_csv(work / "again.csv", ["status", "crm_id", "total"], [["new", "C2", "2"], ["paid", "C1", "1"]])
+    assert run(work, mock, "placed.yaml", data="again.csv").returncode == 0
+    assert len(mock.received()) == 0
+    assert {r["status"] for r in read_report(work / "r.csv")} == {"duplicate"}  # the old ledger holds
+    db = sqlite3.connect(work / "st" / "journal.sqlite3")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    db.close()
+
+
+def test_a_journal_of_a_newer_version_is_refused(work: Path, mock: Mock) -> None:
+    assert run(work, mock, "placed.yaml").returncode == 0
+    db = sqlite3.connect(work / "st" / "journal.sqlite3")
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    res = run(work, mock, "paid.yaml")
+    assert res.returncode == 2 and "written by a newer ecdp-import (schema 3" in res.stderr, res.stderr
+    assert len(mock.received()) == 3
