@@ -6,6 +6,7 @@ returns the wire string, or raises ConversionError with a message fit for the re
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable
@@ -176,6 +177,13 @@ def parse_datetime(value: Any, formats: str | tuple[str, ...] | None = None) -> 
             return _parse_one(value, fmt)
         except (ValueError, OverflowError, ArithmeticError, OSError):
             continue
+    if formats:
+        # A value that says its own offset is one moment whatever the field's formats
+        # expect: the way out of an ambiguous local time.
+        with contextlib.suppress(ValueError, TypeError):
+            moment = datetime.fromisoformat(to_text(value).strip())
+            if moment.tzinfo is not None:
+                return moment
     expected = " or ".join(formats) if formats else "ISO 8601 (YYYY-MM-DD[THH:MM:SS][+zone])"
     raise ConversionError(f"does not match {'format ' if formats else ''}{expected}", value)
 
@@ -226,11 +234,17 @@ def convert_date(value: Any, formats: str | tuple[str, ...] | None = None, tz: t
     return moment.date().isoformat()
 
 
-def convert_datetime(value: Any, formats: str | tuple[str, ...] | None = None, tz: tzinfo = UTC) -> str:
+def convert_datetime(
+    value: Any,
+    formats: str | tuple[str, ...] | None = None,
+    tz: tzinfo = UTC,
+    ambiguous: str = "invalid",
+    nonexistent: str = "invalid",
+) -> str:
     moment = parse_datetime(value, formats)
     try:
         if moment.tzinfo is None:
-            moment = localise(moment, tz, value)
+            moment = localise(moment, tz, value, ambiguous, nonexistent)
         moment = moment.astimezone(UTC)
     except (OverflowError, ValueError) as exc:
         raise ConversionError("is out of range once converted to UTC (years 1000 to 9999)", value) from exc
@@ -241,18 +255,49 @@ def convert_datetime(value: Any, formats: str | tuple[str, ...] | None = None, t
     )
 
 
-def localise(moment: datetime, tz: tzinfo, value: Any = None) -> datetime:
-    """A naive wall-clock time read in ``tz``; a time the clock skips (daylight saving
-    starts) or passes twice (it ends) is refused rather than silently shifted."""
+AMBIGUOUS = ("invalid", "earlier", "later")
+NONEXISTENT = ("invalid", "shift_forward")
+
+
+def localise(
+    moment: datetime, tz: tzinfo, value: Any = None, ambiguous: str = "invalid", nonexistent: str = "invalid"
+) -> datetime:
+    """A naive wall-clock time read in ``tz``. A time the clock passes twice (daylight
+    saving ends) is the ``earlier`` or ``later`` of its two moments; a time the clock skips
+    (it starts) is ``shift_forward``ed to the first moment after the gap (as pandas'
+    ``tz_localize`` does); by default (``invalid``) both are refused, never shifted silently."""
     aware = moment.replace(tzinfo=tz)
     if tz is UTC or aware.utcoffset() == aware.replace(fold=1).utcoffset():
         return aware
     if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != moment:
-        raise ConversionError(f"does not exist in {tz} (the clock skips it when daylight saving time starts)", value)
+        if nonexistent == "shift_forward":
+            return _after_gap(moment, tz)
+        raise ConversionError(
+            f"does not exist in {tz} (the clock skips it when daylight saving time starts); give its UTC offset, "
+            "or set nonexistent: shift_forward",
+            value,
+        )
+    if ambiguous in ("earlier", "later"):
+        return aware.replace(fold=0 if ambiguous == "earlier" else 1)
     raise ConversionError(
-        f"is ambiguous in {tz} (the clock passes it twice when daylight saving time ends); give its UTC offset",
+        f"is ambiguous in {tz} (the clock passes it twice when daylight saving time ends); give its UTC offset, "
+        "or set ambiguous: earlier or later",
         value,
     )
+
+
+def _after_gap(moment: datetime, tz: tzinfo) -> datetime:
+    """The first second after the gap that ``moment`` (a wall time the clock skips) falls in."""
+    before = moment.replace(tzinfo=tz, fold=1).astimezone(UTC)  # read with the offset after the gap
+    after = moment.replace(tzinfo=tz, fold=0).astimezone(UTC)  # read with the offset before it
+    low, high = min(before, after), max(before, after)  # the jump lies between the two readings
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).replace(tzinfo=None) >= moment:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0).astimezone(tz)
 
 
 Converter = Callable[..., str]

@@ -23,16 +23,19 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 import yaml
 
-from importer.convert import TYPES, format_problem
+from importer.convert import AMBIGUOUS, NONEXISTENT, TYPES, format_problem
 from importer.errors import MAX_ECHO, MappingError, echo
 from importer.filters import Condition, compile_filter
 
 INT32_MAX = 2**31 - 1
-TOP_KEYS = ("endpoint", "custom_event_id", "timezone", "customer", "segments", "data_fields", "filter", "dedup")
+TOP_KEYS = (
+    "endpoint", "custom_event_id", "timezone", "ambiguous", "nonexistent", "customer", "segments", "data_fields",
+    "filter", "dedup",
+)  # fmt: skip
 CUSTOMER_KEYS = ("id", "email", "email_md5", "email_sha256", "phone", "crm_id")
 FIELD_KEYS = (
     "name", "type", "column", "value", "required", "format",
-    "decimal", "thousands", "true_values", "false_values", "timezone",
+    "decimal", "thousands", "true_values", "false_values", "timezone", "ambiguous", "nonexistent",
 )  # fmt: skip
 DATE_TYPES = ("Date", "DateTime")
 NUMBER_TYPES = ("Number", "Money")
@@ -136,6 +139,8 @@ class DataField:
     true_values: tuple[str, ...] = ()
     false_values: tuple[str, ...] = ()
     tz: tzinfo | None = None
+    ambiguous: str | None = None  # DateTime: a local time passed twice (None: the mapping's choice)
+    nonexistent: str | None = None  # DateTime: a local time skipped (None: the mapping's choice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,8 @@ class Mapping:
     filters: tuple[Condition, ...] = ()
     dedup: bool = True  # look each row's event up in the delivery ledger before sending
     dedup_key: tuple[str, ...] | None = None  # the columns naming an event; None: the whole body
+    ambiguous: str = "invalid"  # naive date-times the clock passes twice: invalid, earlier or later
+    nonexistent: str = "invalid"  # naive date-times the clock skips: invalid or shift_forward
 
     @property
     def path(self) -> str:
@@ -265,6 +272,8 @@ class _Checker:
             identifiers = self.customer(doc.get("customer"))
         fields = self.data_fields(doc.get("data_fields", []))
         tz = self.timezone(doc.get("timezone"))
+        ambiguous = self.choice("ambiguous", doc.get("ambiguous", "invalid"), AMBIGUOUS)
+        nonexistent = self.choice("nonexistent", doc.get("nonexistent", "invalid"), NONEXISTENT)
         dedup, dedup_key = self.dedup(doc.get("dedup"), "dedup" in doc)
         return Mapping(
             endpoint=endpoint if endpoint in ENDPOINTS else "customer",
@@ -279,7 +288,15 @@ class _Checker:
             filters=compile_filter(doc.get("filter"), self.err, tz),
             dedup=dedup,
             dedup_key=dedup_key,
+            ambiguous=ambiguous or "invalid",
+            nonexistent=nonexistent or "invalid",
         )
+
+    def choice(self, path: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+        if value not in allowed:
+            self.err(path, f"must be one of {', '.join(allowed)}, got {echo(value)}")
+            return None
+        return str(value)
 
     def dedup(self, value: Any, given: bool) -> tuple[bool, tuple[str, ...] | None]:
         """``dedup: none``, ``dedup: {key: [COLUMN, ...]}``, or absent (the whole body)."""
@@ -456,7 +473,8 @@ class _Checker:
         options: dict[str, Any] = {}
         allowed = {
             "format": DATE_TYPES, "timezone": DATE_TYPES, "decimal": NUMBER_TYPES, "thousands": NUMBER_TYPES,
-            "true_values": ("Boolean",), "false_values": ("Boolean",),
+            "true_values": ("Boolean",), "false_values": ("Boolean",), "ambiguous": ("DateTime",),
+            "nonexistent": ("DateTime",),
         }  # fmt: skip
         for key, types in allowed.items():
             if key in item and ftype not in types:
@@ -467,6 +485,9 @@ class _Checker:
                 options["formats"] = formats
         if "timezone" in item:
             options["tz"] = self.timezone(item["timezone"], f"{path}.timezone")
+        for key, allowed_words in (("ambiguous", AMBIGUOUS), ("nonexistent", NONEXISTENT)):
+            if key in item:
+                options[key] = self.choice(f"{path}.{key}", item[key], allowed_words)
         decimal = item.get("decimal", ".")
         if decimal not in (".", ","):
             self.err(f"{path}.decimal", f"must be '.' or ',', got {echo(decimal)}")

@@ -235,7 +235,13 @@ class PayloadBuilder:
 
 def _converter(df: DataField, mapping: Mapping) -> Callable[[Any], str]:
     if df.type == "DateTime":
-        return partial(convert_datetime, formats=df.formats, tz=df.tz or mapping.tz)
+        return partial(
+            convert_datetime,
+            formats=df.formats,
+            tz=df.tz or mapping.tz,
+            ambiguous=df.ambiguous or mapping.ambiguous,
+            nonexistent=df.nonexistent or mapping.nonexistent,
+        )
     if df.type == "Date":
         return partial(convert_date, formats=df.formats, tz=df.tz or mapping.tz)
     if df.type in ("Number", "Money") and (df.decimal != "." or df.thousands):

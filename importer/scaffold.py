@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,8 +20,17 @@ from itertools import islice
 from typing import Any
 
 import phonenumbers
+from phonenumbers import timezone as phone_zones
 
-from importer.convert import convert_boolean, convert_date, convert_datetime, convert_number, convert_url, to_text
+from importer.convert import (
+    boolean_words,
+    convert_boolean,
+    convert_date,
+    convert_datetime,
+    convert_number,
+    convert_url,
+    to_text,
+)
 from importer.errors import ConversionError, shown
 from importer.identity import check_hash, normalise_email
 from importer.source import Source
@@ -56,6 +66,17 @@ PHONE_HINT = re.compile(r"phone|tel|mobile|msisdn|gsm|cell")
 CRM_HINT = re.compile(r"crm|external|customer_?(id|no|number|code)|client_?(id|no|number)|user_?id|member|loyalty")
 ECDP_ID_HINT = re.compile(r"^(ecdp|cdp)_?(customer_?)?id$")
 SEGMENT_LIST = re.compile(r"\d+(\s*[,;|]\s*\d+)*")
+ORDER_ID_HINT = re.compile(
+    r"order_?(id|no|nr|number|num)|^(nr|numer)_?zam|zamowieni|transaction_?id|invoice_?(id|no|nr|number)|"
+    r"bestell_?(nr|nummer)|commande|pedido"
+)
+OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+# Yes/no words of common export languages: suggested as true_values/false_values.
+YES_NO = (("tak", "nie"), ("ja", "nein"), ("oui", "non"), ("si", "no"), ("sí", "no"), ("ano", "ne"), ("da", "nu"))
+_TRANSLITERATION = str.maketrans(
+    {"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "đ": "d", "Đ": "D", "ð": "d",
+     "þ": "th", "œ": "oe", "Œ": "OE", "ı": "i"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +101,85 @@ def scaffold(source: Source, endpoint: str = "customer", event_id: int | None = 
     else:
         lines.append(f"custom_event_id: {event_id}")
     used: set[str] = set()
-    if endpoint == "segments":
-        lines += _segments(columns, used)
-    else:
-        lines += _customer(columns, used)
-    lines.append("data_fields:")
+    head = _segments(columns, used) if endpoint == "segments" else _customer(columns, used)
+    fields = ["data_fields:"]
     names: set[str] = set()
+    naive = False
     for column, values in columns.items():
         if column in used:
             continue
         guess = guess_field(column, values, _field_name(column, names))
-        lines.append(f"  - {guess.yaml}  # {guess.comment}")
-    if lines[-1] == "data_fields:":
-        lines[-1] = "data_fields: []"
-    return "\n".join(lines) + "\n"
+        fields.append(f"  - {guess.yaml}  # {guess.comment}")
+        naive = naive or ("type: DateTime" in guess.yaml and _naive(values))
+    if fields[-1] == "data_fields:":
+        fields[-1] = "data_fields: []"
+    if naive:
+        lines += _zone_lines(columns)
+    return "\n".join(lines + head + fields + _dedup_hint(columns, used)) + "\n"
+
+
+def _naive(values: list[Any]) -> bool:
+    """Date-times without an offset: they are read in the mapping's zone."""
+    for value in values:
+        if isinstance(value, datetime):
+            return value.tzinfo is None
+        if isinstance(value, str):
+            return not OFFSET.search(value.strip())
+    return False
+
+
+def _zone_lines(columns: dict[str, list[Any]]) -> list[str]:
+    """``timezone:`` for naive date-times: the zone of the sample's phone numbers when
+    (nearly) all of them are in one, else a TODO that cannot be missed (UTC is wrong for
+    most exports, silently, by an hour or two)."""
+    zones: dict[str, int] = {}
+    numbers = 0
+    for column, values in columns.items():
+        found = _identifier(column, values)
+        if not found or found[0] != "phone":
+            continue
+        region = re.search(r"default_region: ([A-Z]{2})", found[2])
+        for value in values:
+            zone = _zone_of(to_text(value).strip(), region.group(1) if region else None)
+            numbers += 1
+            if zone:
+                zones[zone] = zones.get(zone, 0) + 1
+    policy = [
+        "ambiguous: invalid      # a local time passed twice when daylight saving ends: invalid, earlier or later",
+        "nonexistent: invalid    # a local time skipped when it starts: invalid or shift_forward",
+    ]
+    if zones:
+        zone, n = max(zones.items(), key=lambda kv: kv[1])
+        if n >= IDENTIFIER_SHARE * numbers:
+            note = f"date-times have no offset; {n}/{numbers} phone numbers are in {zone}: check it"
+            return [f"timezone: {zone}  # {note}", *policy]
+    return [
+        "timezone: UTC  # TODO: the date-times have no UTC offset: name the zone they were written in "
+        "(e.g. Europe/Warsaw), or they are sent as if they were UTC",
+        *policy,
+    ]
+
+
+def _zone_of(text: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse("+" + text[2:] if text.startswith("00") else text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = phone_zones.time_zones_for_number(number)
+    return zones[0] if len(zones) == 1 and "/" in zones[0] else None
+
+
+def _dedup_hint(columns: dict[str, list[Any]], used: set[str]) -> list[str]:
+    """A commented ``dedup`` naming an order-id-like column whose sampled values are all
+    present and distinct: a re-export with corrected values is then still one event."""
+    for column, values in columns.items():
+        texts = [to_text(v).strip() for v in values]
+        if ORDER_ID_HINT.search(_norm(_ascii(column))) and texts and all(texts) and len(set(texts)) == len(texts):
+            return [
+                f"# dedup: {{key: [{_q(column)}]}}  # {column!r} looks like an order id ({len(texts):,} distinct "
+                "sampled values): uncomment to send each order once, even when re-exported with other values"
+            ]
+    return []
 
 
 def _q(text: str) -> str:
@@ -101,8 +187,14 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _ascii(text: str) -> str:
+    """``Nr zamówienia`` -> ``Nr zamowienia``, ``Ilość`` -> ``Ilosc``, ``Straße`` -> ``Strasse``."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATION))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _field_name(column: str, taken: set[str]) -> str:
-    words = [w for w in re.split(r"[^0-9A-Za-z]+", column) if w] or ["field"]
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", _ascii(column)) if w] or ["field"]
     name = words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
     if name[0].isdigit():
         name = "f" + name
@@ -288,6 +380,11 @@ def _candidates(column: str, texts: list[str]) -> list[Candidate]:
     name = _norm(column)
     if _boolean_column(words, name):
         found.append(("Boolean", "", convert_boolean, "are true/false words"))
+        for yes, no in YES_NO:
+            if words <= {yes, no}:
+                options = f", true_values: [{yes}], false_values: [{no}]"
+                convert = partial(convert_boolean, words=boolean_words((yes,), (no,)))
+                found.append(("Boolean", options, convert, f"are {yes}/{no} words"))
     for fmt in _date_formats(texts):
         options = "" if fmt == "%Y-%m-%d" else f", format: {_q(fmt)}"
         found.append(("Date", options, partial(convert_date, formats=(fmt,)), f"match {fmt}{_ambiguity(fmt, texts)}"))

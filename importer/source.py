@@ -208,6 +208,14 @@ def text_encoding(encoding: str) -> str:
     return "utf-8-sig" if info.name == "utf-8" else info.name
 
 
+# Byte-order marks that name another encoding than the one given (UTF-32 before UTF-16:
+# its little-endian mark starts with UTF-16's).
+_FOREIGN_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)  # fmt: skip
+
+
 class _Bounded(io.RawIOBase):
     """The first ``size`` bytes of a file, hashed as they are read."""
 
@@ -307,9 +315,14 @@ class CsvSource(Source):
         try:
             return decoder.decode(head, final=whole), whole, consumed
         except UnicodeDecodeError as exc:
+            bom = next((name for mark, name in _FOREIGN_BOMS if head.startswith(mark)), None)
+            hint = (
+                f"it starts with a {bom} byte-order mark: pass --encoding {bom}"
+                if bom
+                else "pass the file's encoding with --encoding, e.g. --encoding cp1250"
+            )
             raise InputError(
-                f"{self.name}: cannot decode as {encoding} (byte 0x{head[exc.start]:02x} at "
-                f"offset {exc.start}); pass the file's encoding with --encoding, e.g. --encoding cp1250"
+                f"{self.name}: cannot decode as {encoding} (byte 0x{head[exc.start]:02x} at offset {exc.start}); {hint}"
             ) from exc
         except (UnicodeError, ValueError) as exc:
             raise InputError(f"{self.name}: cannot decode as {encoding} ({exc}); check --encoding") from exc
