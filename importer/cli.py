@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import gc
 import os
+import re
 import signal
 import sys
 import traceback
@@ -99,11 +101,51 @@ def _remember_secrets(argv: Sequence[str]) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
+    """No flag is taken by its prefix (``--new`` is not ``--new-import``): a typo is an
+    error with a suggestion, never another flag."""
+
+    argv: Sequence[str] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        usage = self.format_usage()
+        command = self._command()
+        usage = (command or self).format_usage()
         sys.stderr.write(_redact(usage))
-        _err(message)
+        _err(message + _suggestion(message, command))
         raise SystemExit(EXIT_CONFIG)
+
+    def _command(self) -> argparse.ArgumentParser | None:
+        """The subcommand's parser, for its usage and its flags."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                word = next((a for a in self.argv if not a.startswith("-")), None)
+                found = action.choices.get(word) if word else None
+                return found if isinstance(found, argparse.ArgumentParser) else None
+        return None
+
+
+def _suggestion(message: str, command: argparse.ArgumentParser | None) -> str:
+    """``; did you mean --rate-limit?`` for a misspelt flag or command."""
+    if message.startswith("unrecognized arguments:") and command is not None:
+        given = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+        if "--dry-run" in given and command.prog.endswith(" run"):
+            return "; run has no --dry-run: `ecdp-import validate` checks and renders every row and sends nothing"
+        flags = [f for a in command._actions for f in a.option_strings if a.help != argparse.SUPPRESS]
+        for word in given:
+            word = word.split("=", 1)[0]
+            close = [f for f in flags if f.startswith(word)] or difflib.get_close_matches(word, flags, n=1, cutoff=0.75)
+            if close:
+                return f"; did you mean {' or '.join(close[:3])}?"
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        options = re.findall(r"'([^']*)'", choice.group(2)) or [c.strip() for c in choice.group(2).split(",")]
+        close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
 
 
 def _positive_int(text: str) -> int:
@@ -209,7 +251,7 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog=PROG, description="Bulk-import CSV/Parquet rows into ExpertSender CDP as scenario custom events."
     )
@@ -397,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _remember_secrets(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     if args.command != "run":
         return _dispatch(args)
     ended: dict[str, Any] = {}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +34,48 @@ class Secret:
     __str__ = __repr__
 
 
+def _checked(config: Any) -> None:
+    """Every field of a config of the library API against its annotation, when the config
+    is built: a wrong type is a TypeError naming the field, not an AttributeError later.
+    Friendly spellings are taken: a ``str`` API key (wrapped in ``Secret``), a list of
+    inputs, a path-like mapping."""
+    cls = type(config)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name == "api_key" and isinstance(value, str):
+            value = Secret(value)
+        elif f.name == "inputs" and isinstance(value, list):
+            value = tuple(value)
+        elif f.name in ("mapping", "report", "errors", "summary_json", "state_dir") and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        object.__setattr__(config, f.name, value)
+        allowed = _runtime_types(hints[f.name])
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            raise TypeError(f"{cls.__name__}.{f.name} must be {names}, got {type(value).__name__}")
+
+
+def _runtime_types(hint: Any) -> tuple[type, ...]:
+    """``str | None`` -> (str, NoneType); ``tuple[Any, ...]`` -> (tuple,); a float takes an int."""
+    found: list[type] = []
+    for part in typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,):
+        origin = typing.get_origin(part) or part
+        found.append(origin)
+        if origin is float:
+            found.append(int)
+    return tuple(found)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceOptions:
     encoding: str = "utf-8"
     delimiter: str | None = None
     min_age: float = 0.0  # seconds since an input's last modification, else it is refused
     s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, Ceph, R2); else $AWS_ENDPOINT_URL
+
+    def __post_init__(self) -> None:
+        _checked(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +88,9 @@ class ValidateConfig:
     show: int = 0
     source: SourceOptions = field(default_factory=SourceOptions)
     import_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _checked(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +106,7 @@ class RunConfig:
 
     inputs: tuple[Any, ...]
     mapping: str
-    api_key: Secret
+    api_key: Secret  # a plain str is taken too (and wrapped)
     base_url: str = DEFAULT_BASE_URL
     report: str | None = None
     errors: str | None = None
@@ -87,6 +129,9 @@ class RunConfig:
     max_invalid: float | None = None  # share of rows (0..1) invalid before sending that sends nothing
     max_rejected: float | None = None  # share of attempted rows rejected (after 100) that stops the run
     canary: int = 0  # send this many rows first; go on only if each was accepted
+
+    def __post_init__(self) -> None:
+        _checked(self)
 
 
 LEGACY_STATE_DIR = ".ecdp-import"

@@ -76,3 +76,43 @@ def test_the_erp_export_goes_through_with_a_daylight_saving_policy(erp: Path, mo
         "ZAM/2025/0003": "2025-03-30T01:00:00Z",  # skipped by the clock: the first moment after
         "ZAM/2025/0004": "2025-01-08T09:00:00Z",
     }
+
+
+# --- CLI hygiene -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "x.csv", "--mapping", "m.yaml", "--new"], "unrecognized arguments: --new; did you mean --new-import?"),
+        (["run", "x.csv", "--mapping", "m.yaml", "--retry"], "did you mean --retry-rejected?"),
+        (["run", "x.csv", "--mapping", "m.yaml", "--no-d"], "did you mean --no-dedup?"),
+        (["run", "x.csv", "--mapping", "m.yaml", "--rate-limt", "5"], "did you mean --rate-limit?"),
+        (["rnu", "x.csv"], "did you mean run?"),
+        (["run", "x.csv", "--mapping", "m.yaml", "--dry-run"], "`ecdp-import validate` checks and renders every row"),
+    ],
+)
+def test_flags_are_never_taken_by_prefix_and_typos_get_a_suggestion(tmp_path: Path, args: list[str], said: str) -> None:
+    res = run_cli(*args, cwd=tmp_path)
+    assert res.returncode == 2 and said in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+# --- the Python API takes the obvious call ------------------------------------------------
+
+
+def test_run_config_takes_a_plain_key_and_checks_every_field_when_built(tmp_path: Path, mock: Mock) -> None:
+    from importer import RunConfig, Secret, run_import
+    from tests.conftest import CUSTOMER_MAPPING, KEY, customers_csv
+
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 3)
+    config = RunConfig(
+        inputs=[tmp_path / "in.csv"], mapping=tmp_path / "m.yaml", api_key=KEY, base_url=mock.url,
+        state_dir=str(tmp_path / "st"), report=str(tmp_path / "r.csv"),
+    )  # fmt: skip
+    assert isinstance(config.api_key, Secret) and KEY not in repr(config)
+    assert run_import(config).counts == {"sent": 3}
+    for wrong, field in ((dict(concurrency="8"), "concurrency"), (dict(no_dedup=1), "no_dedup"), (dict(api_key=None), "api_key")):  # fmt: skip
+        with pytest.raises(TypeError, match=rf"RunConfig\.{field} must be"):
+            RunConfig(**{"inputs": ("a.csv",), "mapping": "m.yaml", "api_key": "k", **wrong})
