@@ -26,9 +26,10 @@ from importer.transport import tls_context
 NOTIFY_TIMEOUT = 10.0
 VERDICTS = {
     0: "every row delivered",
-    1: "finished; some rows were not delivered (see the report)",
+    1: "finished; some rows are invalid or rejected (see the report; a retry cannot help)",
     2: "refused before sending anything",
     3: "aborted",
+    75: "some rows are still to be delivered (an outage, retries exhausted or unknown outcomes): rerun later",
     70: "internal error",
     130: "stopped by SIGINT",
     143: "stopped by SIGTERM",

@@ -55,12 +55,15 @@ from importer.transport import HttpTransport, Transport
 T = TypeVar("T")
 STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
 DONE_STATUSES = ("sent", "skipped", "duplicate")  # a run whose rows are all these exits 0
+RETRYABLE = ("failed", "unknown", "not_attempted")  # a later run can still deliver these
+EXIT_SOME_NOT_SENT = 1  # rows invalid or rejected: a data problem, a retry cannot help
+EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: rows a later run can deliver (an outage, retries exhausted)
 LOOKUP_BATCH = 250  # rows looked up in the ledger with one query
 DEFER_LIMIT = 10_000  # rows waiting on a queued twin before production waits for the twins
 DEFER_POLL = 0.01  # seconds between looks at whether the twins have their outcomes
 EXIT_FOR_STOP = {
     StopReason.AUTH: 3,
-    StopReason.BREAKER: 3,
+    StopReason.BREAKER: EXIT_TEMPFAIL,
     StopReason.SIGINT: 130,
     StopReason.SIGTERM: 143,
     StopReason.INPUT: 2,
@@ -285,8 +288,7 @@ async def _send_and_report(
     if sender.stop_reason is not None:
         exit_code = EXIT_FOR_STOP[sender.stop_reason]
     else:
-        done = sum(counts.get(s, 0) for s in DONE_STATUSES)
-        exit_code = 0 if done == sum(counts.values()) else 1
+        exit_code = finished_exit_code(counts, tolerate_invalid=config.max_invalid is not None)
     summary = Summary(
         command="run",
         exit_code=exit_code,
@@ -307,6 +309,17 @@ async def _send_and_report(
         write_json(config.summary_json, summary.as_json())
     publish(uploads, config)
     return summary, cancelled
+
+
+def finished_exit_code(counts: dict[str, int], tolerate_invalid: bool = False) -> int:
+    """A finished run's exit code: 75 when some rows can still be delivered by a later run
+    (``failed``, ``unknown``, ``not_attempted``), else 1 when some are ``invalid`` or
+    ``rejected`` (invalid rows not counted when ``--max-invalid`` let them through), else 0."""
+    if any(counts.get(s) for s in RETRYABLE):
+        return EXIT_TEMPFAIL
+    if counts.get("rejected") or (counts.get("invalid") and not tolerate_invalid):
+        return EXIT_SOME_NOT_SENT
+    return 0
 
 
 def _input_entry(plan: Plan) -> dict[str, Any]:

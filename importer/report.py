@@ -155,21 +155,27 @@ def _write_parquet(target: Path, lines: Iterable[tuple[Any, ...]]) -> None:
         writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
 
 
+ERRORS_COLUMNS = ("_status", "_error", "_row")
+
+
 class ErrorsWriter:
-    """The original rows that ended invalid or rejected, plus ``_status`` and ``_error``,
-    as UTF-8 comma CSV: a valid input for the same mapping."""
+    """The original rows that ended invalid or rejected, plus ``_status``, ``_error`` and
+    ``_row`` (the row's number in the original input), as UTF-8 comma CSV: a valid input
+    for the same mapping. Rerunning an errors file writes those three columns anew, not a
+    second set, and ``_row`` keeps pointing at the original export's row."""
 
     def __init__(self, path: str, columns: list[str]) -> None:
-        self.columns = columns
+        self.columns = [c for c in columns if c not in ERRORS_COLUMNS]
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         self._fh = target.open("w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._fh)
-        self._writer.writerow([*columns, "_status", "_error"])
+        self._writer.writerow([*self.columns, *ERRORS_COLUMNS])
 
     def write(self, row: Row, status: str, error: str) -> None:
         values = [_cell(row.values.get(c)) for c in self.columns]
-        self._writer.writerow([*values, status, error])
+        original = _cell(row.values.get("_row")) or str(row.number)
+        self._writer.writerow([*values, status, error, original])
 
     def close(self) -> None:
         self._fh.close()

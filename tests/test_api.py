@@ -243,8 +243,12 @@ def test_the_airflow_example_task_with_a_dataframe(tmp_path: Path, mock: Mock, m
     with pytest.raises(example.ImportFailed) as failed:
         example.import_orders(bad, "2026-11-27", **settings)
     # the next day's frame repeats customer 1's event: the ledger keeps it from going out twice
-    assert failed.value.retry and failed.value.summary["counts"] == {"duplicate": 1, "invalid": 1}
+    # an invalid row: exit 1, and a retry cannot fix it, so the task is not retried
+    assert not failed.value.retry and failed.value.summary["counts"] == {"duplicate": 1, "invalid": 1}
     assert len(mock.received()) == 2
+    assert [example.outcome(c) for c in (0, 1, 2, 3, 70, 75, 130, 143)] == [
+        "success", "fail", "fail", "fail", "fail", "retry", "retry", "retry",
+    ]  # fmt: skip
 
 
 def test_hostile_values_in_a_table_make_only_their_rows_invalid(tmp_path: Path, mock: Mock, mapping: str) -> None:
