@@ -71,6 +71,7 @@ EXIT_FOR_STOP = {
     StopReason.GUARD: 3,
     StopReason.TLS: 2,
     StopReason.CALLER: 143,
+    StopReason.INTERNAL: 70,  # EX_SOFTWARE, as the CLI's; the run raises the error itself
 }
 
 
@@ -267,12 +268,15 @@ async def _send_and_report(
         if notify:
             notify(plan_line([p.source for p in plans], config, journal.scope.target))
         sending = asyncio.ensure_future(run.send(transport, stop))
-        try:
-            sender = await asyncio.shield(sending)
-        except asyncio.CancelledError:  # as SIGTERM: what is on the wire finishes, then out
-            cancelled = True
-            stop.stop(StopReason.CALLER)
-            sender = await sending
+        while not sending.done():
+            try:
+                await asyncio.wait({sending})  # unlike awaiting it, a cancel here leaves it running
+            except asyncio.CancelledError:  # as SIGTERM: what is on the wire finishes, then out.
+                # A cancel repeated during the drain (anyio scopes cancel on every loop turn)
+                # changes nothing: cutting the requests would leave their rows unknown.
+                cancelled = True
+                stop.stop(StopReason.CALLER)
+        sender = sending.result()
         for plan in plans:
             if journal.is_finished(plan.import_id):
                 journal.mark_finished(plan.import_id)
@@ -473,11 +477,12 @@ class _Run:
         self.journal.on_fault = journal_fault
         queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=config.concurrency * 4)
         producer = asyncio.create_task(self.produce(sender, queue))
-        ticker = asyncio.create_task(self.progress.run()) if self.progress else None
+        ticker = asyncio.create_task(self._tick(self.progress, sender)) if self.progress else None
         try:
             await sender.run(queue)
             await producer
         finally:
+            producer.cancel()  # a no-op once it ended; else no worker is left to take its rows
             if ticker:
                 ticker.cancel()
             await transport.close()
@@ -486,16 +491,29 @@ class _Run:
                 self.progress.close()
         return sender
 
+    @staticmethod
+    async def _tick(progress: Progress, sender: Sender) -> None:
+        """The progress ticker; an exception in it is a bug that ends the run."""
+        try:
+            await progress.run()
+        except Exception as exc:
+            sender.fail(exc)
+
     async def produce(self, sender: Sender, queue: asyncio.Queue[Job | None]) -> None:
         """Feed the sender the rows that still need sending; after a stop, only count rows."""
+        cancelled = False
         try:
             await self._produce(sender, queue)
         except InputError as exc:  # the input changed under us: stop like a signal
             self.stop_error = exc
             sender.stop(StopReason.INPUT)
+        except asyncio.CancelledError:
+            cancelled = True  # by send, once the workers are gone: a put would wait for ever
+            raise
         finally:
-            for _ in range(sender.concurrency):
-                await queue.put(None)
+            if not cancelled:
+                for _ in range(sender.concurrency):
+                    await queue.put(None)
 
     async def _produce(self, sender: Sender, queue: asyncio.Queue[Job | None]) -> None:
         skip = {"sent", "inflight", "duplicate"}

@@ -56,6 +56,7 @@ class StopReason(enum.Enum):
     GUARD = "guard"  # --max-rejected or --canary
     TLS = "tls"  # the API's certificate is not trusted: retrying cannot help
     CALLER = "caller"  # StopToken.stop() from the library's caller
+    INTERNAL = "internal"  # an unexpected exception (a bug): the run raises it after the drain
 
 
 class StopToken:
@@ -108,7 +109,11 @@ class _Interrupted(Exception):
 
 class Sender:
     """Sends jobs from a queue with ``concurrency`` workers until it gets one ``None``
-    per worker, or until ``stop`` is called (remaining jobs are left not attempted)."""
+    per worker, or until ``stop`` is called (remaining jobs are left not attempted).
+
+    Workers outlive any exception of their own: each keeps taking jobs until its ``None``,
+    so the producer is never left waiting on a full queue nobody reads.
+    """
 
     def __init__(
         self,
@@ -142,6 +147,7 @@ class Sender:
         self._stop = asyncio.Event()
         self._consecutive_failed = 0
         self.outcomes: dict[str, int] = {}
+        self.error: Exception | None = None  # the first unexpected exception, raised by run()
 
     @property
     def stopped(self) -> bool:
@@ -153,18 +159,33 @@ class Sender:
             self.stop_reason = reason
             self._stop.set()
 
+    def fail(self, error: Exception) -> None:
+        """A bug (ours or a library's) anywhere in the run: stop as a signal would, so the
+        requests on the wire finish and are recorded, and have ``run`` raise ``error``."""
+        if self.error is None:
+            self.error = error
+        self.stop(StopReason.INTERNAL)
+
     async def run(self, queue: asyncio.Queue[Job | None]) -> None:
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
         await asyncio.gather(*workers)
+        if self.error is not None:
+            raise self.error
 
     async def _worker(self, queue: asyncio.Queue[Job | None]) -> None:
         while (job := await queue.get()) is not None:
             if self.stopped:
                 continue
-            outcome = await self.deliver(job)
-            if outcome is None:
+            try:
+                outcome = await self.deliver(job)
+                if outcome is None:
+                    continue
+                self.hooks.finished(job, outcome)
+            except Exception as exc:
+                # The row stays in flight in the journal (reported unknown: its request
+                # may have left), never sent; this worker lives on to drain the queue.
+                self.fail(exc)
                 continue
-            self.hooks.finished(job, outcome)
             self.outcomes[outcome.status] = self.outcomes.get(outcome.status, 0) + 1
             self._watch_breaker(outcome)
 
