@@ -31,7 +31,7 @@ from importer.config import (
     default_state_dir,
     load_api_key,
 )
-from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, without_api_words
+from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, masked, without_api_words
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
@@ -71,10 +71,11 @@ _SECRETS: list[str] = []
 
 def _redact(message: str) -> str:
     """Take out every value given to a key option (and the key itself), whatever
-    message carries it: argparse echoes arguments in its own errors."""
+    message carries it: argparse echoes arguments in its own errors. Emails and phone
+    numbers are masked too: the last net for a message (or a traceback) quoting data."""
     for secret in _SECRETS:
         message = message.replace(secret, "***")
-    return message
+    return masked(message)
 
 
 def _remember_secrets(argv: Sequence[str]) -> None:
@@ -676,7 +677,7 @@ def _print_summary(summary: Summary) -> None:
     _out(f"report: {summary.report}")
     if summary.stop_reason:
         message = STOP_MESSAGES.get(summary.stop_reason, "")
-        print(f"{PROG}: {summary.message or message}", file=sys.stderr, flush=True)
+        print(f"{PROG}: {_redact(summary.message or message)}", file=sys.stderr, flush=True)
 
 
 def mask_body(body: dict[str, Any]) -> dict[str, Any]:
