@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -134,10 +135,13 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _percent(text: str) -> float:
-    """``5%``, ``5`` or ``0.5%`` -> a share between 0 and 1."""
+def _percent(text: str) -> Fraction:
+    """``5%``, ``5`` or ``0.5%`` -> a share between 0 and 1, exact: ``0.7%`` is 7/1000,
+    where a float would be a hair under it, and 7 rows of 1000 would be over it."""
+    number = text.strip().removesuffix("%")
     try:
-        value = float(text.strip().removesuffix("%"))
+        float(number)  # the syntax taken: Fraction alone would take 1/3 too
+        value = Fraction(number)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a percentage such as 5%, got {text!r}") from None
     if not 0 <= value <= 100:
