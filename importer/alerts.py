@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from importer.errors import masked
 from importer.transport import tls_context
 
 NOTIFY_TIMEOUT = 10.0
@@ -58,7 +59,9 @@ def notification(summary: dict[str, Any]) -> dict[str, Any]:
         text += f"; {files}"
     if summary.get("error"):
         text += f"; {summary['error']}"
-    return {**summary, "text": text}
+    # The CLI masks its messages already; this is the net for any other caller.
+    masks = {"error": masked(str(summary["error"]))} if summary.get("error") else {}
+    return {**summary, **masks, "text": masked(text)}
 
 
 def notify(urls: list[str], summary: dict[str, Any], ca_bundle: str | None, warn: Callable[[str], None]) -> None:

@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from importer.config import (
     default_state_dir,
     load_api_key,
 )
-from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, without_api_words
+from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, masked, without_api_words
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
@@ -73,10 +74,11 @@ _SECRETS: list[str] = []
 
 def _redact(message: str) -> str:
     """Take out every value given to a key option (and the key itself), whatever
-    message carries it: argparse echoes arguments in its own errors."""
+    message carries it: argparse echoes arguments in its own errors. Emails and phone
+    numbers are masked too: the last net for a message (or a traceback) quoting data."""
     for secret in _SECRETS:
         message = message.replace(secret, "***")
-    return message
+    return masked(message)
 
 
 def _remember_secrets(argv: Sequence[str]) -> None:
@@ -175,10 +177,13 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _percent(text: str) -> float:
-    """``5%``, ``5`` or ``0.5%`` -> a share between 0 and 1."""
+def _percent(text: str) -> Fraction:
+    """``5%``, ``5`` or ``0.5%`` -> a share between 0 and 1, exact: ``0.7%`` is 7/1000,
+    where a float would be a hair under it, and 7 rows of 1000 would be over it."""
+    number = text.strip().removesuffix("%")
     try:
-        value = float(text.strip().removesuffix("%"))
+        float(number)  # the syntax taken: Fraction alone would take 1/3 too
+        value = Fraction(number)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a percentage such as 5%, got {text!r}") from None
     if not 0 <= value <= 100:
@@ -720,7 +725,7 @@ def _print_summary(summary: Summary) -> None:
     _out(f"report: {summary.report}")
     if summary.stop_reason:
         message = STOP_MESSAGES.get(summary.stop_reason, "")
-        print(f"{PROG}: {summary.message or message}", file=sys.stderr, flush=True)
+        print(f"{PROG}: {_redact(summary.message or message)}", file=sys.stderr, flush=True)
 
 
 def mask_body(body: dict[str, Any]) -> dict[str, Any]:

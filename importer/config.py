@@ -8,6 +8,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,8 +127,8 @@ class RunConfig:
     durable: bool = True  # in-flight marks fsynced: they survive a host crash, not only a kill
     ca_bundle: str | None = None
     import_key: str | None = None
-    max_invalid: float | None = None  # share of rows (0..1) invalid before sending that sends nothing
-    max_rejected: float | None = None  # share of attempted rows rejected (after 100) that stops the run
+    max_invalid: float | Fraction | None = None  # share of rows (0..1) invalid before sending that sends nothing
+    max_rejected: float | Fraction | None = None  # share of attempted rows rejected (after 100) that stops the run
     canary: int = 0  # send this many rows first; go on only if each was accepted
 
     def __post_init__(self) -> None:
@@ -157,6 +158,14 @@ def default_state_dir() -> tuple[str, str | None]:
             f"(the default is now {stable}; pass --state-dir to choose)"
         )
     return str(stable), None
+
+
+def over_share(part: int, whole: int, limit: float | Fraction) -> bool:
+    """Whether ``part`` of ``whole`` is more than ``limit`` (a share 0..1), compared
+    exactly: in floats ``0.7 / 100`` is a hair under 7/1000, so 7 of 1000 rows were
+    "over" ``--max-invalid 0.7%``. A float limit counts as the decimal it prints as."""
+    exact = limit if isinstance(limit, Fraction) else Fraction(str(limit))
+    return part * exact.denominator > exact.numerator * whole
 
 
 def default_report(first_input: str) -> str:

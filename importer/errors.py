@@ -16,14 +16,49 @@ Anything else that escapes is a bug: the CLI exits 70 and logs the traceback.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_SHOWN = 40
 MAX_ECHO = 80
+_EMAIL = re.compile(r"([^\s@\"'<>(),;:]+)@([^\s@\"'<>(),;:]+\.[^\s@\"'<>(),;:]+)")
+# 7 or more digits (counted in _mask_phone), maybe led by + or (, in groups split by a
+# space, a hyphen or brackets. Led by +, it is a phone wherever it stands; else only
+# standing alone: not inside a word, a path, a decimal (1234567.89) or a time, not a
+# date, and not a row, line or byte position the importer itself quotes (a backfill has
+# rows past a million).
+_PHONE = re.compile(
+    r"(?:(?<!\+)\+|(?<![\w.+/\\-])(?<!row )(?<!line )(?<!offset ))"
+    r"\(?\d+(?:[ ()-]{1,2}\d{2,})*"
+    r"(?![\w+]|[.:/-]?\d|\.\w)"
+)
+_DATE = re.compile(r"\d{4}-\d\d-\d\d|\d\d-\d\d-\d{4}")
+_DIGIT_RUN = re.compile(r"\d[\d ()-]{5,}\d")  # a cheap first look: most messages have none
+PHONE_DIGITS = 7
+
+
+def masked(text: str) -> str:
+    """``text`` with what looks like an email (``j***@example.com``) or a phone number
+    (``+48***56``) masked: the one filter every message quoting a file's values or
+    header, or an API's words, goes through before a terminal, a log or a webhook."""
+    if "@" in text:
+        text = _EMAIL.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
+    return _PHONE.sub(_mask_phone, text) if _DIGIT_RUN.search(text) else text
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if sum(c.isdigit() for c in found) < PHONE_DIGITS or _DATE.search(found):
+        return found
+    return found[:3] + "***" + found[-2:]
 
 
 class ImporterError(Exception):
-    """Base of every error the importer raises on purpose."""
+    """Base of every error the importer raises on purpose. Its message is ``masked``:
+    a library caller may log it, and it may quote an input's header or values."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(masked(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(ImporterError):
@@ -77,14 +112,18 @@ class ConversionError(ImporterError):
     """
 
     def __init__(self, problem: str, value: Any = None) -> None:
-        super().__init__(problem if value is None else f"{shown(value)} {problem}")
+        super().__init__(problem)
         self.problem = problem
         self.value = value
 
+    def __str__(self) -> str:
+        # Quoted only when shown: a bad column raises one of these per row, mostly unread.
+        return self.problem if self.value is None else f"{shown(self.value)} {self.problem}"
+
 
 def shown(value: Any) -> str:
-    """Quote a value for a message, cut short so a report stays readable."""
-    text = str(value)
+    """Quote a value for a message, masked, and cut short so a report stays readable."""
+    text = masked(str(value))
     if len(text) > MAX_SHOWN:
         text = text[: MAX_SHOWN - 3] + "..."
     return repr(text)

@@ -24,7 +24,7 @@ import phonenumbers
 import yaml
 
 from importer.convert import AMBIGUOUS, NONEXISTENT, TYPES, format_problem
-from importer.errors import MAX_ECHO, MappingError, echo
+from importer.errors import MAX_ECHO, MappingError, echo, masked
 from importer.filters import Condition, compile_filter
 
 INT32_MAX = 2**31 - 1
@@ -187,8 +187,13 @@ class Mapping:
         present = set(columns)
         missing = [f"column {c!r} ({where})" for c, where in self.columns().items() if c not in present]
         if missing:
-            shown = ", ".join(columns[:30]) + (", ..." if len(columns) > 30 else "")
-            raise MappingError(f"{self.source}: {'; '.join(missing)} not found in {input_name} (its columns: {shown})")
+            # A header may be a row of data (a file without one): quote it masked.
+            header = [masked(c) for c in columns[:30]]
+            shown = ", ".join(header) + (", ..." if len(columns) > 30 else "")
+            hint = "; its first line looks like data: has the file no header row?" if header != columns[:30] else ""
+            raise MappingError(
+                f"{self.source}: {'; '.join(missing)} not found in {input_name} (its columns: {shown}){hint}"
+            )
 
 
 def load_mapping(path: str) -> Mapping:

@@ -17,7 +17,7 @@ import orjson
 
 from importer import remote
 from importer.batch import BatchRenderer
-from importer.config import RunConfig, ValidateConfig
+from importer.config import RunConfig, ValidateConfig, over_share
 from importer.errors import API_SAID, GuardStop, ImporterError, InputError, JournalFault
 from importer.journal import REPORTED, Holder, Journal
 from importer.ledger import identity_function
@@ -427,10 +427,10 @@ class _Run:
     def _watch_rejections(self) -> None:
         """``--max-rejected``: after 100 answers, a rejected share over the limit stops."""
         limit = self.config.max_rejected
-        if limit is not None and self.attempted >= 100 and self.rejected / self.attempted > limit:
+        if limit is not None and self.attempted >= 100 and over_share(self.rejected, self.attempted, limit):
             self._guard_stop(
                 f"aborted: {self.rejected:,} of {self.attempted:,} rows answered were rejected "
-                f"({self.rejected / self.attempted:.1%}), more than --max-rejected {limit:.1%}: "
+                f"({self.rejected / self.attempted:.1%}), more than --max-rejected {float(limit):.1%}: "
                 "sending stopped; the report has the API's details"
             )
 

@@ -9,12 +9,13 @@ import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
 from importer import remote
 from importer.batch import BatchRenderer
-from importer.config import RunConfig, ValidateConfig, default_report
+from importer.config import RunConfig, ValidateConfig, default_report, over_share
 from importer.errors import InputError
 from importer.journal import Journal
 from importer.mapping import load_mapping
@@ -204,7 +205,7 @@ def known_objects(journal: Callable[[], Journal], config: RunConfig) -> remote.K
     return known
 
 
-def check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float, stop: StopToken) -> bool:
+def check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float | Fraction, stop: StopToken) -> bool:
     """``--max-invalid``: render every row once before sending; refuse the whole run
     (nothing sent) when the invalid share is over the limit. False when a stop came."""
     invalid = total = 0
@@ -215,10 +216,10 @@ def check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float
                 return False
             total += batch.size
             invalid += sum(r.status == "invalid" for r in verdicts(batch)[1].values())
-    if total and invalid / total > limit:
+    if total and over_share(invalid, total, limit):
         raise InputError(
             f"{invalid:,} of {total:,} rows ({invalid / total:.1%}) are invalid, more than --max-invalid "
-            f"{limit:.1%}: nothing was sent; `ecdp-import validate` lists the problems"
+            f"{float(limit):.1%}: nothing was sent; `ecdp-import validate` lists the problems"
         )
     return True
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,11 +16,11 @@ from typing import Any
 
 import orjson
 
+from importer.errors import masked
+
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ABORT_STATUSES = frozenset({401, 403})
 MAX_DETAIL = 500
-_EMAIL_IN_TEXT = re.compile(r"([^\s@\"'<>(),;:]+)@([^\s@\"'<>(),;:]+\.[^\s@\"'<>(),;:]+)")
-_PHONE_IN_TEXT = re.compile(r"\+\d{7,15}")
 
 
 class Verdict(enum.Enum):
@@ -81,7 +80,7 @@ def parse_problem(body: bytes) -> tuple[str, str]:
         doc: Any = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
-        return "", scrub(text)[:MAX_DETAIL]
+        return "", masked(text)[:MAX_DETAIL]
     if not isinstance(doc, dict):
         return "", ""
     parts = [str(doc[k]) for k in ("title", "detail") if doc.get(k)]
@@ -95,11 +94,4 @@ def parse_problem(body: bytes) -> tuple[str, str]:
     elif errors:
         parts.append(str(errors))
     substatus = doc.get("substatus")
-    return ("" if substatus is None else str(substatus)), scrub(" | ".join(parts))[:MAX_DETAIL]
-
-
-def scrub(text: str) -> str:
-    """Mask emails and international phone numbers an API message may echo back: the
-    detail goes into reports and the journal, which never hold them raw."""
-    text = _EMAIL_IN_TEXT.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
-    return _PHONE_IN_TEXT.sub(lambda m: m.group(0)[:3] + "***" + m.group(0)[-2:], text)
+    return ("" if substatus is None else str(substatus)), masked(" | ".join(parts))[:MAX_DETAIL]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from importer.errors import ConversionError, InputError
+from importer.errors import ConversionError, InputError, masked
 
 DELIMITERS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 64 * 1024
@@ -469,7 +469,8 @@ def _csv_row(number: int, record: list[str], columns: list[str], width: int) -> 
             values[c] = None
     if _SURROGATE.search("".join(record)):
         bad = [c for c, v in zip(columns, record, strict=False) if _SURROGATE.search(v)]
-        error = f"undecodable bytes in column {', '.join(map(repr, bad)) or 'extra fields'}; check --encoding"
+        named = ", ".join(repr(masked(c)) for c in bad)  # a header of data names customers
+        error = f"undecodable bytes in column {named or 'extra fields'}; check --encoding"
     return Row(number, values, error)
 
 

@@ -4,12 +4,14 @@ prometheus-client's parser). Real CLI processes against the real mock server."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from importer.cli import _percent
+from importer.config import over_share
 from tests.conftest import (
     CUSTOMER_MAPPING,
     KEY,
@@ -89,6 +93,39 @@ def test_max_invalid_over_the_share_sends_nothing(work: Path, mock: Mock) -> Non
     ok = run_cli(*run_args(mock, "--max-invalid", "10"), cwd=work)  # at the limit is not over it
     assert ok.returncode == 1, ok.stderr
     assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 180, "invalid": 20}
+
+
+def test_max_invalid_exactly_at_a_decimal_percentage_passes(work: Path, mock: Mock) -> None:
+    """7 of 1000 is 0.7 %, not over it (in floats, 0.7 / 100 is a hair under 7 / 1000)."""
+    customers_csv(work / "in.csv", 1000, bad=tuple(range(1, 9)))
+    over = run_cli(*run_args(mock, "--max-invalid", "0.7%", state="over"), cwd=work)
+    assert over.returncode == 2, over.stderr
+    assert "8 of 1,000 rows (0.8%) are invalid, more than --max-invalid 0.7%" in over.stderr
+    assert mock.stats()["requests"] == 0
+    customers_csv(work / "in.csv", 1000, bad=tuple(range(1, 8)))
+    at = run_cli(*run_args(mock, "--max-invalid", "0.7%", state="at"), cwd=work)
+    assert at.returncode == 1, at.stderr
+    assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 993, "invalid": 7}
+
+
+@pytest.mark.parametrize("tenths", range(1, 1000))
+def test_every_percentage_allows_its_exact_share(tenths: int) -> None:
+    """0.1 % .. 99.9 %, as the CLI reads them and as a library caller's float: the share
+    exactly at the limit is allowed, one row more is over it (--max-invalid and
+    --max-rejected share the comparison)."""
+    text = f"{tenths // 10}.{tenths % 10}%"
+    for limit in (_percent(text), tenths / 1000):
+        assert not over_share(tenths, 1000, limit), text
+        assert over_share(tenths + 1, 1000, limit), text
+        assert not over_share(tenths * 37, 37_000, limit) and over_share(tenths * 37 + 1, 37_000, limit)
+
+
+def test_percent_is_read_exactly() -> None:
+    assert _percent("0.7%") == Fraction(7, 1000) and _percent(" 5 ") == Fraction(1, 20)
+    assert _percent("100%") == 1 and _percent("0") == 0 and _percent("12.345%") == Fraction(12345, 10**5)
+    for bad in ("1/3", "nan", "inf", "100.0001", "-0.1%"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _percent(bad)
 
 
 def test_percentages_are_checked(work: Path, mock: Mock) -> None:
