@@ -200,7 +200,7 @@ def test_rejections_and_the_errors_file_is_a_valid_input(tmp_path: Path, mock_fa
     assert report[1]["http_status"] == "404" and "custom event 78 does not exist" in report[1]["detail"]
     errors = read_report(tmp_path / "errors.csv")
     assert [(e["crm_id"], e["_status"]) for e in errors] == [("C2", "rejected"), ("C3", "invalid"), ("C4", "invalid")]
-    assert list(errors[0]) == ["crm_id", "email", "total", "event", "_status", "_error"]
+    assert list(errors[0]) == ["crm_id", "email", "total", "event", "_status", "_error", "_row"]
     check = run_cli("validate", "errors.csv", "--mapping", "m.yaml", "--report", "v.csv", cwd=tmp_path)
     assert check.returncode == 1, check.stderr
     assert [r["status"] for r in read_report(tmp_path / "v.csv")] == ["valid", "invalid", "invalid"]

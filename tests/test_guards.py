@@ -91,7 +91,7 @@ def test_max_invalid_over_the_share_sends_nothing(work: Path, mock: Mock) -> Non
     assert "20 of 200 rows (10.0%) are invalid, more than --max-invalid 5.0%: nothing was sent" in res.stderr
     assert mock.stats()["requests"] == 0
     ok = run_cli(*run_args(mock, "--max-invalid", "10"), cwd=work)  # at the limit is not over it
-    assert ok.returncode == 1, ok.stderr
+    assert ok.returncode == 0, ok.stderr  # and invalid rows within the share do not fail the night
     assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 180, "invalid": 20}
 
 
@@ -104,7 +104,7 @@ def test_max_invalid_exactly_at_a_decimal_percentage_passes(work: Path, mock: Mo
     assert mock.stats()["requests"] == 0
     customers_csv(work / "in.csv", 1000, bad=tuple(range(1, 8)))
     at = run_cli(*run_args(mock, "--max-invalid", "0.7%", state="at"), cwd=work)
-    assert at.returncode == 1, at.stderr
+    assert at.returncode == 0, at.stderr
     assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 993, "invalid": 7}
 
 

@@ -28,7 +28,7 @@ def errors_of(doc: Any) -> str:
     [
         (
             {"colour": "red"},
-            "m.yaml: colour: unknown key 'colour' (expected one of endpoint, custom_event_id, timezone, customer, segments, data_fields, filter, dedup)",
+            "m.yaml: colour: unknown key 'colour' (expected one of endpoint, custom_event_id, timezone, ambiguous, nonexistent, customer, segments, data_fields, filter, dedup)",
         ),
         ({"endpoint": "bulk"}, "m.yaml: endpoint: unknown endpoint 'bulk' (expected customer or segments)"),
         ({"custom_event_id": None}, "m.yaml: custom_event_id: is required (an integer, or {column: NAME})"),
