@@ -71,7 +71,10 @@ def _open_inputs(
     sources: list[Source],
 ) -> tuple[PayloadBuilder, list[Source], str]:
     in_memory = [i for i in config.inputs if is_in_memory(i)]
-    key = check_import_key(config.import_key) if in_memory else None
+    given_key = config.import_key
+    if given_key is None and isinstance(config, ValidateConfig):
+        given_key = "memory"  # validate records nothing: the key only names the input in the report
+    key = check_import_key(given_key) if in_memory else None
     for number, given in enumerate(expanded(config.inputs, config.source.s3_endpoint_url), start=1):
         if is_in_memory(given):
             name = key if len(in_memory) == 1 else f"{key}#{number}"
@@ -93,6 +96,7 @@ def _open_inputs(
             remote.release([source])
             continue
         builder.mapping.check_columns(source.name, source.columns)
+        source.check_types(builder.mapping.columns())
         sources.append(source)
     if not sources:
         raise InputError("no input left to import: every input given is an ecdp-import report")

@@ -136,6 +136,7 @@ class Source:
     stamp: Stamp
 
     remote: Any = None  # the object-store version (remote.RemoteObject) a local copy holds
+    arrow_schema: Any = None  # the Arrow schema of typed inputs (Parquet, in-memory); CSV is all text
 
     @property
     def origin(self) -> str:
@@ -167,6 +168,21 @@ class Source:
         InputError if its structure is broken. Nothing is sent before this returns.
         ``stopped`` is polled now and then: when it turns true the scan ends early."""
         raise NotImplementedError
+
+    def check_types(self, mapped: dict[str, str]) -> None:
+        """Raise InputError naming every mapped column (name -> where the mapping uses it)
+        whose Arrow type has no API value (a struct, a duration): before anything is sent,
+        as one error, not a pyarrow exception halfway through a run. Unmapped columns may
+        hold anything: they only go to ``--errors``."""
+        if self.arrow_schema is None:
+            return
+        problems = []
+        for field in self.arrow_schema:
+            problem = arrow_type_problem(field.type) if field.name in mapped else None
+            if problem:
+                problems.append(f"column {field.name!r} ({mapped[field.name]}) holds {field.type}, {problem}")
+        if problems:
+            raise InputError(f"{self.name}: {'; '.join(problems)}; nothing was sent")
 
     def check_unchanged(self) -> None:
         """Raise InputError if the file's size or modification time moved since open."""
@@ -530,7 +546,8 @@ class ParquetSource(Source):
             self._file = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise InputError(f"{name}: not a readable Parquet file ({exc})") from exc
-        self.columns = list(self._file.schema_arrow.names)
+        self.arrow_schema = self._file.schema_arrow
+        self.columns = list(self.arrow_schema.names)
         self.total_rows = self._file.metadata.num_rows
 
     def estimate_rows(self) -> int:
@@ -576,10 +593,7 @@ def arrow_batches(batches: Iterator[Any]) -> Iterator[Batch]:
     """Arrow record batches as Batches, numbered from 1, with exact Python values."""
     start = 1
     for batch in batches:
-        values = {
-            name: _column_values(field, column)
-            for name, field, column in zip(batch.schema.names, batch.schema, batch.columns, strict=True)
-        }
+        values = {name: _column_values(column) for name, column in zip(batch.schema.names, batch.columns, strict=True)}
         yield Batch(start, batch.num_rows, values, {})
         start += batch.num_rows
 
@@ -590,20 +604,134 @@ def to_python(batch: Any) -> list[dict[str, Any]]:
     binary becomes UTF-8 text, float32 its shortest decimal at float32 width, and a value
     Python cannot hold becomes ``Unreadable`` (its row is invalid, the run goes on)."""
     names = batch.schema.names
-    columns = [_column_values(field, column) for field, column in zip(batch.schema, batch.columns, strict=True)]
+    columns = [_column_values(column) for column in batch.columns]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def _column_values(field: Any, column: Any) -> list[Any]:
+def arrow_type_problem(kind: Any) -> str | None:
+    """Why values of the Arrow type ``kind`` cannot become API values, else None.
+
+    Plain values are read (numbers, decimals, text, binary as UTF-8 text, dates, times,
+    timestamps), through a dictionary or run-end encoding too, and lists of them (joined
+    with commas, as segment ids are). A duration or an interval has no API type and no
+    text form the API would read; a struct, map or union holds several values for one
+    field; an extension type means what its package says, which the importer cannot know.
+    """
     import pyarrow as pa
 
-    kind = field.type
+    t = pa.types
+    if t.is_dictionary(kind) or t.is_run_end_encoded(kind):
+        return arrow_type_problem(kind.value_type)
+    if _is_list(kind):
+        item = kind.value_type
+        while t.is_dictionary(item) or t.is_run_end_encoded(item):
+            item = item.value_type
+        if _scalar_problem(item) is None:
+            return None
+        return "lists of values the importer cannot convert: only lists of plain values (numbers, text, dates) are read"
+    return _scalar_problem(kind)
+
+
+def _scalar_problem(kind: Any) -> str | None:
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_duration(kind):
+        return "which has no API type: cast it to a number (of seconds, say) or to text"
+    if t.is_interval(kind):
+        return "which has no API type: cast it to text"
+    if t.is_struct(kind) or t.is_map(kind) or t.is_union(kind):
+        return "several values where an API field takes one: put the parts you need in columns of their own"
+    if _is_list(kind):
+        return "lists of lists: only lists of plain values (numbers, text, dates) are read"
+    if isinstance(kind, pa.ExtensionType) or not (
+        t.is_null(kind)
+        or t.is_boolean(kind)
+        or t.is_integer(kind)
+        or t.is_floating(kind)
+        or t.is_decimal(kind)
+        or _is_text(kind)
+        or _is_binary(kind)
+        or t.is_date(kind)
+        or t.is_time(kind)
+        or t.is_timestamp(kind)
+    ):
+        return "which the importer cannot convert: cast it to text or a number"
+    return None
+
+
+def _is_list(kind: Any) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(
+        t.is_list(kind)
+        or t.is_large_list(kind)
+        or t.is_fixed_size_list(kind)
+        or t.is_list_view(kind)
+        or t.is_large_list_view(kind)
+    )
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))
+
+
+def _is_binary(kind: Any) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(t.is_binary(kind) or t.is_large_binary(kind) or t.is_binary_view(kind) or t.is_fixed_size_binary(kind))
+
+
+def plain_type(kind: Any) -> Any:
+    """The type ``plain_array`` gives an array of type ``kind``."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind) or pa.types.is_run_end_encoded(kind):
+        return plain_type(kind.value_type)
+    if pa.types.is_string_view(kind):
+        return pa.large_string()
+    if pa.types.is_binary_view(kind):
+        return pa.large_binary()
+    return kind
+
+
+def plain_array(column: Any) -> Any:
+    """The values of ``column`` without their encoding: a dictionary or run-end encoded
+    array decoded, a view array as its large form (pyarrow has no take or length kernels
+    for views, so a polars Categorical, whose dictionary is a string view, cannot be
+    decoded otherwise)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
     if pa.types.is_dictionary(kind):
-        column = column.dictionary_decode()
-        kind = column.type
+        values = plain_array(column.dictionary)
+        if values is column.dictionary:
+            return column.dictionary_decode()
+        return pa.DictionaryArray.from_arrays(column.indices, values).dictionary_decode()
+    if pa.types.is_run_end_encoded(kind):
+        return plain_array(pc.run_end_decode(column))
+    if kind != plain_type(kind):
+        return column.cast(plain_type(kind))
+    return column
+
+
+def _column_values(column: Any) -> list[Any]:
+    import pyarrow as pa
+
+    column = plain_array(column)
+    kind = column.type
+    if arrow_type_problem(kind):  # an unmapped column (mapped ones are checked up front): only for --errors
+        return _as_far_as_possible(column)
+    if _is_list(kind):
+        return _list_values(column)
     if pa.types.is_timestamp(kind) and kind.unit == "ns":
         column = column.cast(pa.timestamp("us", kind.tz), safe=False)
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+    if _is_binary(kind):
         return [_utf8(v) for v in column.to_pylist()]
     if pa.types.is_float32(kind) or pa.types.is_float16(kind):
         from decimal import Decimal
@@ -613,6 +741,25 @@ def _column_values(field: Any, column: Any) -> list[Any]:
         values: list[Any] = column.to_pylist()
     except (ValueError, OverflowError, ArithmeticError):
         values = _one_by_one(column)
+    return values
+
+
+def _list_values(column: Any) -> list[Any]:
+    """A list column's values as Python lists, each item converted as a column of its
+    own would be (binary items as text, not as ``b'...'``)."""
+    items = iter(_column_values(column.flatten()))
+    return [None if n is None else list(itertools.islice(items, n)) for n in column.value_lengths().to_pylist()]
+
+
+def _as_far_as_possible(column: Any) -> list[Any]:
+    """Values of a type the importer does not convert, as Python holds them, or
+    ``Unreadable`` where even that fails."""
+    import pyarrow as pa
+
+    try:
+        values: list[Any] = column.to_pylist()
+    except (pa.ArrowException, ValueError, OverflowError, ArithmeticError):
+        values = [Unreadable(f"has the Arrow type {column.type}, which cannot be read", "?")] * len(column)
     return values
 
 
