@@ -556,15 +556,17 @@ class Journal:
 
     def _refuse_changed(self, origin: str | Path, real: str, content: str, strict: bool) -> None:
         prev = self.db.execute(
-            "SELECT i.id, i.content FROM import_paths p JOIN imports i ON i.id = p.import_id "
+            "SELECT i.id, i.content, i.mapping_fingerprint FROM import_paths p JOIN imports i ON i.id = p.import_id "
             "WHERE p.path = ? AND i.target_id IN (0, ?) AND (i.mapping_path = ? OR i.mapping_path IS NULL) "
             "ORDER BY i.id DESC LIMIT 1",
             (real, self.target_id, self.scope.mapping_path),
         ).fetchone()
         if prev is None:
             return
-        import_id, prev_content = prev
-        if strict and prev_content != content:
+        import_id, prev_content, prev_mapping = prev
+        # An import key's content digest changed with schema 2 (values, not layout): a key
+        # recorded before cannot be compared, and its import is left to the ledger.
+        if strict and prev_content != content and prev_mapping is not None:
             raise StateError(
                 f"import key {real.removeprefix('memory:')!r} was used before for other content; "
                 "pass new_import=True to import this content as new (rows already sent are still "
