@@ -619,7 +619,7 @@ def _validate(args: argparse.Namespace) -> int:
     for body in summary.samples:
         _out(orjson.dumps(mask_body(body)).decode())
     _print_summary(summary)
-    _out(f"would send {summary.counts.get('valid', 0):,} rows")
+    _out(f"would send {plural(summary.counts.get('valid', 0), 'row')}")
     if summary.problems:
         _out("problems (by column and kind, most frequent first):")
         for line in summary.problems:
@@ -637,7 +637,10 @@ def _prune(args: argparse.Namespace) -> int:
     window = history.parse_window(args.older_than)
     imports, rows = history.prune(args.state_dir or default_state_dir()[0], window, args.dry_run)
     verb = "would drop" if args.dry_run else "dropped"
-    _out(f"{verb} {imports} finished import(s) older than {args.older_than} ({rows:,} rows and their ledger entries)")
+    counted = f"{len(imports)} finished import(s) older than {args.older_than}"
+    _out(f"{verb} {counted} ({rows:,} rows and their ledger entries)")
+    for line in imports:
+        _out(f"  {line}")
     return 0
 
 
@@ -715,17 +718,45 @@ def _print_summary(summary: Summary) -> None:
     statuses = [s for s in ("valid", *STATUS_ORDER) if s in summary.counts]
     statuses += [s for s in summary.counts if s not in statuses]
     _out(
-        f"{summary.command}: {total} rows in {len(summary.inputs)} file(s), {summary.duration_s:.1f} s, "
-        f"{summary.rows_per_s:,.0f} rows/s this run"
+        f"{summary.command}: {plural(total, 'row')} in {plural(len(summary.inputs), 'file')}, "
+        f"{summary.duration_s:.1f} s, {summary.rows_per_s:,.0f} rows/s this run"
     )
     for status in statuses:
         _out(f"  {status:<14}{summary.counts[status]:>10,}")
     if summary.command == "run":
         _out(f"  requests {summary.requests:,}, retries {summary.retries:,}, throttled {summary.throttled:,}x")
     _out(f"report: {summary.report}")
+    if summary.errors:
+        _out(f"errors: {summary.errors}")
+    for line in next_steps(summary):
+        _out(line)
     if summary.stop_reason:
         message = STOP_MESSAGES.get(summary.stop_reason, "")
         print(f"{PROG}: {_redact(summary.message or message)}", file=sys.stderr, flush=True)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 row``, ``5,000 rows``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def next_steps(summary: Summary) -> list[str]:
+    """What to do about the rows that are not done, in the run's last lines."""
+    if summary.command != "run":
+        return []
+    counts = summary.counts
+    steps = []
+    if counts.get("unknown"):
+        steps.append(
+            f"next: {plural(counts['unknown'], 'row')} unknown (the process ended while their requests were in "
+            "flight): check them in ECDP by the report's customer_ref, then rerun with --resend-unknown for those "
+            "that did not arrive"
+        )
+    if counts.get("failed") or counts.get("not_attempted"):
+        steps.append("next: rerun the same command later; it sends only the failed and not_attempted rows")
+    if counts.get("invalid") or counts.get("rejected"):
+        steps.append("next: fix the data or the mapping for the invalid/rejected rows (see the report), then rerun")
+    return steps
 
 
 def mask_body(body: dict[str, Any]) -> dict[str, Any]:

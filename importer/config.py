@@ -168,10 +168,11 @@ def over_share(part: int, whole: int, limit: float | Fraction) -> bool:
     return part * exact.denominator > exact.numerator * whole
 
 
-def default_report(first_input: str) -> str:
-    """``events.csv`` -> ``events.report.csv``, beside the input."""
+def default_report(first_input: str, kind: str = "report") -> str:
+    """``events.csv`` -> ``events.report.csv`` (``events.validate.csv`` for ``validate``:
+    checking a night's problems must not overwrite its run's report), beside the input."""
     path = Path(first_input)
-    return str(path.with_name(path.stem + ".report.csv"))
+    return str(path.with_name(f"{path.stem}.{kind}.csv"))
 
 
 def check_base_url(url: str) -> str:

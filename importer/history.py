@@ -90,9 +90,10 @@ def render(imports: list[dict[str, Any]]) -> str:
     return "\n".join(lines).replace("UNFINISHED", "unfinished")
 
 
-def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[int, int]:
+def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[list[str], int]:
     """Drop finished imports older than ``window`` with their rows and ledger entries, then
-    compact; unfinished imports are never touched. Returns (imports, rows) dropped."""
+    compact; unfinished imports are never touched. Returns the imports dropped (a line
+    each: when, file, rows) and the rows dropped."""
     if not (Path(state_dir) / DB_NAME).is_file():
         raise StateError(f"no journal in {state_dir}")
     journal = Journal(state_dir)
@@ -107,6 +108,13 @@ def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[int, int]:
             if journal.is_finished(import_id)
         ]
         rows = sum(journal.db.execute("SELECT count(*) FROM rows WHERE import_id = ?", (i,)).fetchone()[0] for i in old)
+        described = [
+            f"{created}  {path}  ({total or 0:,} rows)"
+            for i in old
+            for path, created, total in journal.db.execute(
+                "SELECT path, created_at, total_rows FROM imports WHERE id = ?", (i,)
+            )
+        ]
         if old and not dry_run:
             marks = ",".join("?" * len(old))
             journal.db.execute("BEGIN")
@@ -120,6 +128,6 @@ def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[int, int]:
                 journal.db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", old)
             journal.db.execute("COMMIT")
             journal.db.execute("VACUUM")
-        return len(old), rows
+        return described, rows
     finally:
         journal.close()

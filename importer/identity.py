@@ -135,6 +135,8 @@ def to_crm_ids(values: Sequence[str]) -> list[str] | None:
 
 def to_crm_id(value: Any) -> str:
     text = to_text(value).strip()
+    if not text:
+        raise ConversionError("is empty once trimmed (the API refuses an empty CRM id)")
     if len(text) > CRM_ID_MAX:
         raise ConversionError(f"CRM id longer than {CRM_ID_MAX} characters")
     return text

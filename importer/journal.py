@@ -615,6 +615,16 @@ class Journal:
         ).fetchone()[0]
         return int(done) == total
 
+    def count_done(self, import_id: int, resend_unknown: bool = False) -> int:
+        """Rows a rerun does not send again (without --retry-rejected, it resends none of
+        these): done, and unknown unless --resend-unknown."""
+        statuses = [*DONE, "inflight"] + ([] if resend_unknown else ["unknown"])
+        found = self.db.execute(
+            f"SELECT count(*) FROM rows WHERE import_id = ? AND status IN ({','.join('?' * len(statuses))})",
+            (import_id, *statuses),
+        ).fetchone()
+        return int(found[0])
+
     def total_rows(self, import_id: int) -> int | None:
         found = self.db.execute("SELECT total_rows FROM imports WHERE id = ?", (import_id,)).fetchone()
         return None if not found or found[0] is None else int(found[0])

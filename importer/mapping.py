@@ -43,6 +43,7 @@ THOUSANDS_MARKS = ".,' \u00a0\u202f"
 ENDPOINTS = {"customer": "/scenariocustomevents", "segments": "/scenariocustomevents/withsegments"}
 MAX_NODES = 10_000  # a mapping is a few hundred nodes; more is an alias bomb
 MAX_DEPTH = 20
+MAX_TEXT = 256 * 1024  # characters: a mapping is a few kilobytes; a huge one is refused before parsing
 _INT = re.compile(r"\+?[0-9]{1,10}")
 _TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
 
@@ -78,6 +79,10 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$")
 
 def parse_yaml(text: str, source: str = "mapping") -> Any:
     """Parse a mapping document: every plain scalar is a string (or None for null)."""
+    if len(text) > MAX_TEXT:
+        raise MappingError(
+            f"{source}: {len(text):,} characters is not a mapping (a mapping is a few kilobytes; at most {MAX_TEXT:,})"
+        )
     try:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -185,15 +190,21 @@ class Mapping:
     def check_columns(self, input_name: str, columns: list[str]) -> None:
         """Raise MappingError naming every mapped column that ``columns`` lacks."""
         present = set(columns)
-        missing = [f"column {c!r} ({where})" for c, where in self.columns().items() if c not in present]
+        missing = [f"column {echo(c)} ({where})" for c, where in self.columns().items() if c not in present]
         if missing:
             # A header may be a row of data (a file without one): quote it masked.
-            header = [masked(c) for c in columns[:30]]
+            header = [_cut(masked(c)) for c in columns[:30]]
             shown = ", ".join(header) + (", ..." if len(columns) > 30 else "")
-            hint = "; its first line looks like data: has the file no header row?" if header != columns[:30] else ""
+            looks_like_data = any(masked(c) != c for c in columns[:30])
+            hint = "; its first line looks like data: has the file no header row?" if looks_like_data else ""
             raise MappingError(
                 f"{self.source}: {'; '.join(missing)} not found in {input_name} (its columns: {shown}){hint}"
             )
+
+
+def _cut(text: str) -> str:
+    """A header name for a message, cut to MAX_ECHO characters."""
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
 
 
 def load_mapping(path: str) -> Mapping:

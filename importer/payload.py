@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from importer.convert import CONVERTERS, boolean_words, convert_boolean, convert_date, convert_datetime, to_text
-from importer.errors import ConversionError, MappingError, shown
+from importer.errors import ConversionError, MappingError, echo, shown
 from importer.filters import FilterValueError, skip_reason
 from importer.identity import (
     check_hash,
@@ -133,7 +133,7 @@ class PayloadBuilder:
                     raise MappingError(f"{mapping.source}: data_fields[{i}].value: {exc}") from exc
                 self.fields.append({"name": df.name, "type": df.type, "value": wire})
             else:
-                label = f"column {df.column!r} ({df.name})"
+                label = f"column {echo(df.column)} ({df.name})"
                 self.fields.append(_FieldStep(df.column, label, df.required, df.name, df.type, convert))
 
     def render(self, row: Row) -> Rendered:
@@ -141,7 +141,7 @@ class PayloadBuilder:
             try:
                 reason = skip_reason(self.mapping.filters, row.values, self.mapping.tz)
             except FilterValueError as exc:
-                return Rendered(None, (Problem(f"column {exc.column!r} (filter)", exc.problem, exc.value),), "")
+                return Rendered(None, (Problem(f"column {echo(exc.column)} (filter)", exc.problem, exc.value),), "")
             if reason:
                 return Rendered(None, (), "", reason)
         errors: list[Problem] = [Problem("", row.error)] if row.error else []
@@ -164,12 +164,12 @@ class PayloadBuilder:
             return self.mapping.event_id
         value = row.values.get(col)
         if value is None:
-            errors.append(Problem(f"column {col!r} (custom_event_id)", "empty"))
+            errors.append(Problem(f"column {echo(col)} (custom_event_id)", "empty"))
             return None
         try:
             return positive_int32(value, "custom event id")
         except ConversionError as exc:
-            errors.append(Problem(f"column {col!r} (custom_event_id)", exc.problem, exc.value))
+            errors.append(Problem(f"column {echo(col)} (custom_event_id)", exc.problem, exc.value))
             return None
 
     def _segments(self, row: Row, errors: list[Problem]) -> list[int]:
@@ -181,10 +181,10 @@ class PayloadBuilder:
         try:
             ids = [positive_int32(v, "segment id") for v in items if str(v).strip()]
         except ConversionError as exc:
-            errors.append(Problem(f"column {col!r} (segments)", exc.problem, exc.value))
+            errors.append(Problem(f"column {echo(col)} (segments)", exc.problem, exc.value))
             return []
         if not ids:
-            errors.append(Problem(f"column {col!r} (segments)", "no segment ids"))
+            errors.append(Problem(f"column {echo(col)} (segments)", "no segment ids"))
         return ids
 
     def _customer(self, values: dict[str, Any], body: dict[str, Any], errors: list[Problem]) -> str:
@@ -195,7 +195,7 @@ class PayloadBuilder:
             value = values.get(step.column)
             if value is None:
                 if step.required:
-                    errors.append(Problem(f"column {step.column!r} ({step.label})", "empty but required"))
+                    errors.append(Problem(f"column {echo(step.column)} ({step.label})", "empty but required"))
                 continue
             try:
                 if step.from_email:
@@ -210,7 +210,7 @@ class PayloadBuilder:
                     body[step.body_key] = step.convert(value)
             except ConversionError as exc:
                 failed = True
-                errors.append(Problem(f"column {step.column!r} ({step.label})", exc.problem, exc.value))
+                errors.append(Problem(f"column {echo(step.column)} ({step.label})", exc.problem, exc.value))
         if not failed and len(body) == 1:
             errors.append(Problem("", "no customer identifier: every mapped identifier column is empty"))
         return customer_ref(body)

@@ -55,7 +55,11 @@ from importer.transport import HttpTransport, Transport
 T = TypeVar("T")
 STATUS_ORDER = ("sent", "skipped", "duplicate", "invalid", "rejected", "failed", "unknown", "not_attempted")
 DONE_STATUSES = ("sent", "skipped", "duplicate")  # a run whose rows are all these exits 0
-RETRYABLE = ("failed", "unknown", "not_attempted")  # a later run can still deliver these
+RETRYABLE = ("failed", "unknown", "not_attempted")
+UNKNOWN_DETAIL = (
+    "the process ended while this row's request was in flight: it may or may not have arrived; "
+    "check it in ECDP, then rerun with --resend-unknown if it did not"
+)  # a later run can still deliver these
 EXIT_SOME_NOT_SENT = 1  # rows invalid or rejected: a data problem, a retry cannot help
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: rows a later run can deliver (an outage, retries exhausted)
 LOOKUP_BATCH = 250  # rows looked up in the ledger with one query
@@ -91,6 +95,7 @@ class Summary:
     samples: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     message: str = ""  # why the run stopped, when a stop has a message of its own
+    errors: str = ""  # the --errors file, when one was written
     mapping: str = ""  # the mapping file the rows were rendered by
     target: dict[str, str] = field(default_factory=dict)  # base_url and key_fingerprint (never the key)
 
@@ -112,6 +117,7 @@ class Summary:
             "throttled": self.throttled,
             "stop_reason": self.stop_reason,
             "report": self.report,
+            "errors": self.errors or None,
             "inputs": self.inputs,
             "mapping": self.mapping,
             "target": self.target,
@@ -266,7 +272,8 @@ async def _send_and_report(
     counts: dict[str, int] = {}
     try:
         if notify:
-            notify(plan_line([p.source for p in plans], config, journal.scope.target))
+            done = sum(journal.count_done(p.import_id, resend_unknown=config.resend_unknown) for p in plans)
+            notify(plan_line([p.source for p in plans], config, journal.scope.target, done))
         sending = asyncio.ensure_future(run.send(transport, stop))
         while not sending.done():
             try:
@@ -306,6 +313,7 @@ async def _send_and_report(
         throttled=sender.gate.decreases,
         stop_reason=sender.stop_reason.value if sender.stop_reason else None,
         message=str(run.stop_error or ""),
+        errors=shown(uploads, config.errors) if config.errors else "",
         mapping=config.mapping,
         target=target_entry(journal.scope.target),
     )
@@ -469,6 +477,8 @@ class _Run:
         )
         self.sender = sender
         stop.attach(sender)
+        if self.progress is not None:
+            self.progress.activity = lambda: (sender.retries, sender.gate.decreases)
 
         def journal_fault(fault: JournalFault) -> None:
             self.stop_error = self.stop_error or fault
@@ -652,8 +662,9 @@ def _report_lines(journal: Journal, plans: list[Plan]) -> Iterator[ReportLine]:
             for missing in range(expected, jr.row_number):
                 yield ReportLine(name, missing, "not_attempted")
             status = REPORTED.get(jr.status, jr.status)
+            detail = jr.detail or (UNKNOWN_DETAIL if status == "unknown" else "")
             yield ReportLine(
-                name, jr.row_number, status, jr.http_status, jr.substatus, jr.detail, jr.attempts, jr.customer_ref
+                name, jr.row_number, status, jr.http_status, jr.substatus, detail, jr.attempts, jr.customer_ref
             )
             expected = jr.row_number + 1
         for missing in range(expected, (total or 0) + 1):

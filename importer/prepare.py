@@ -121,14 +121,15 @@ def expanded(inputs: tuple[Any, ...], s3_endpoint_url: str | None) -> list[Any]:
 
 
 def default_report_for(config: RunConfig | ValidateConfig, first: Source) -> str:
-    """Beside the first input file; for in-memory data or an object of a run, in the
-    state directory's ``reports``; for an object in ``validate``, in the working directory."""
+    """Beside the first input file (``.report.csv`` for ``run``, ``.validate.csv`` for
+    ``validate``); for in-memory data or an object of a run, in the state directory's
+    ``reports``; for an object in ``validate``, in the working directory."""
     if isinstance(first, TableSource) or first.remote is not None:
         stem = first.name if isinstance(first, TableSource) else Path(first.remote.url.split("://", 1)[1]).name
         if isinstance(config, RunConfig):
             return str(Path(config.state_dir) / "reports" / f"{stem}.report.csv")
-        return default_report(stem)
-    return default_report(first.name)
+        return default_report(stem, "validate")
+    return default_report(first.name, "report" if isinstance(config, RunConfig) else "validate")
 
 
 def local_outputs(config: C) -> tuple[C, list[tuple[str, str]]]:
@@ -233,12 +234,15 @@ def estimate_rows(sources: list[Source]) -> tuple[int, bool]:
     return sum(s.estimate_rows() for s in sources), all(s.total_rows is not None for s in sources)
 
 
-def plan_line(sources: list[Source], config: RunConfig, target: Target) -> str:
+def plan_line(sources: list[Source], config: RunConfig, target: Target, done_before: int = 0) -> str:
     """``plan: ~1,200,000 rows at concurrency 8, <= 20 req/s ≈ 16 h 40 min; ...``, with
-    the mapping, the target and the state directory."""
-    rows, exact = estimate_rows(sources)
+    the mapping, the target and the state directory. On a resumed import, the rows
+    still to go (the estimate is for those, not the whole file)."""
+    total, exact = estimate_rows(sources)
+    rows = max(total - done_before, 0)
     approx = "" if exact else "~"
-    text = f"plan: {approx}{rows:,} rows at concurrency {config.concurrency}, "
+    resumed = f" left of {approx}{total:,} ({done_before:,} done before)" if done_before else ""
+    text = f"plan: {approx}{rows:,} rows{resumed} at concurrency {config.concurrency}, "
     if config.rate_limit:
         text += f"<= {config.rate_limit:g} req/s ≈ {duration(rows / config.rate_limit)} at the least"
     else:

@@ -38,6 +38,8 @@ class Progress:
         self.total: Callable[[], tuple[int, bool]] | None = None
         self.counts: dict[str, int] = {}
         self.done = 0
+        # The sender's retries and throttling so far: a 429 storm must show while it slows the run.
+        self.activity: Callable[[], tuple[int, int]] | None = None
         self._clock = clock
         self._started = clock()
 
@@ -77,6 +79,9 @@ class Progress:
         counts = ", ".join(f"{s} {self.counts[s]:,}" for s in SHOWN if self.counts.get(s))
         if counts:
             parts.append(counts)
+        retries, throttled = self.activity() if self.activity else (0, 0)
+        if retries or throttled:
+            parts.append(f"retries {retries:,}, throttled {throttled:,}x")
         return " · ".join(parts) if self.tty else "progress: " + ", ".join(parts)
 
     def emit(self) -> None:

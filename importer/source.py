@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from importer.errors import ConversionError, InputError, masked
+from importer.errors import ConversionError, InputError, echo, masked
 
 DELIMITERS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 64 * 1024
@@ -180,7 +180,7 @@ class Source:
         for field in self.arrow_schema:
             problem = arrow_type_problem(field.type) if field.name in mapped else None
             if problem:
-                problems.append(f"column {field.name!r} ({mapped[field.name]}) holds {field.type}, {problem}")
+                problems.append(f"column {echo(field.name)} ({mapped[field.name]}) holds {field.type}, {problem}")
         if problems:
             raise InputError(f"{self.name}: {'; '.join(problems)}; nothing was sent")
 
@@ -732,7 +732,7 @@ def _column_values(column: Any) -> list[Any]:
     if pa.types.is_timestamp(kind) and kind.unit == "ns":
         column = column.cast(pa.timestamp("us", kind.tz), safe=False)
     if _is_binary(kind):
-        return [_utf8(v) for v in column.to_pylist()]
+        return _blanks_as_none([_utf8(v) for v in column.to_pylist()])
     if pa.types.is_float32(kind) or pa.types.is_float16(kind):
         from decimal import Decimal
 
@@ -741,7 +741,15 @@ def _column_values(column: Any) -> list[Any]:
         values: list[Any] = column.to_pylist()
     except (ValueError, OverflowError, ArithmeticError):
         values = _one_by_one(column)
-    return values
+    return _blanks_as_none(values) if _is_text(kind) else values
+
+
+def _blanks_as_none(values: list[Any]) -> list[Any]:
+    """Empty and whitespace-only text is no value, as an empty CSV cell is: ``""`` from a
+    DataFrame read with ``keep_default_na=False`` omits the field, it is not a value."""
+    if "" not in values and not any(isinstance(v, str) and v.isspace() for v in values):
+        return values
+    return [None if isinstance(v, str) and (not v or v.isspace()) else v for v in values]
 
 
 def _list_values(column: Any) -> list[Any]:

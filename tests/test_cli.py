@@ -121,7 +121,7 @@ def test_validate_needs_no_key_and_masks_shown_payloads(workdir: Path) -> None:
     assert [r["status"] for r in read_report(workdir / "v.csv")] == ["valid", "invalid", "valid"]
     customers_csv(workdir / "ok.csv", 3)
     assert run_cli("validate", "ok.csv", "--mapping", "m.yaml", cwd=workdir, env=env).returncode == 0
-    assert (workdir / "ok.report.csv").exists()
+    assert (workdir / "ok.validate.csv").exists()  # not the run's report name
 
 
 def test_help_for_every_command(workdir: Path) -> None:

@@ -302,5 +302,5 @@ def test_validate_needs_no_import_key(tmp_path: Path, mapping: str, monkeypatch:
     monkeypatch.chdir(tmp_path)
     summary = validate(ValidateConfig(inputs=(_streams()["polars"],), mapping=mapping))
     assert summary.counts == {"valid": 2, "invalid": 1}
-    assert summary.report == "memory.report.csv"
-    assert {r["source_file"] for r in read_report(tmp_path / "memory.report.csv")} == {"memory"}
+    assert summary.report == "memory.validate.csv"
+    assert {r["source_file"] for r in read_report(tmp_path / "memory.validate.csv")} == {"memory"}
