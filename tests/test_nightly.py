@@ -3,7 +3,9 @@ init-mapping, validate and run; daylight saving by policy; the first hour's surp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +118,142 @@ def test_run_config_takes_a_plain_key_and_checks_every_field_when_built(tmp_path
     for wrong, field in ((dict(concurrency="8"), "concurrency"), (dict(no_dedup=1), "no_dedup"), (dict(api_key=None), "api_key")):  # fmt: skip
         with pytest.raises(TypeError, match=rf"RunConfig\.{field} must be"):
             RunConfig(**{"inputs": ("a.csv",), "mapping": "m.yaml", "api_key": "k", **wrong})
+
+
+# --- empty is empty everywhere -----------------------------------------------------------
+
+
+def test_empty_strings_in_a_dataframe_are_empty_as_in_csv(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    from importer import ValidateConfig, validate
+
+    text = "crm_id,phone,total\nC1,,1\n,560 598 646,\n  ,601234567,2\n,,3\nC5,  ,4\n"
+    (tmp_path / "in.csv").write_text(text)
+    (tmp_path / "m.yaml").write_text(
+        "endpoint: customer\ncustom_event_id: 1\n"
+        "customer: {crm_id: crm_id, phone: {column: phone, default_region: PL}}\n"
+        "data_fields: [{name: t, type: Money, column: total}]\n"
+    )
+    import io
+
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    as_csv = validate(ValidateConfig(inputs=(str(tmp_path / "in.csv"),), mapping=str(tmp_path / "m.yaml"), report=str(tmp_path / "a.csv")))  # fmt: skip
+    as_frame = validate(ValidateConfig(inputs=(frame,), mapping=str(tmp_path / "m.yaml"), report=str(tmp_path / "b.csv")))  # fmt: skip
+    assert as_frame.counts == as_csv.counts == {"valid": 4, "invalid": 1}
+    csv_rows = [(r["status"], r["detail"]) for r in read_report(tmp_path / "a.csv")]
+    frame_rows = [(r["status"], r["detail"]) for r in read_report(tmp_path / "b.csv")]
+    assert frame_rows == csv_rows and "no customer identifier" in frame_rows[3][1]
+
+
+def test_an_empty_crm_id_is_never_sent() -> None:
+    from importer.errors import ConversionError
+    from importer.identity import to_crm_id
+
+    with pytest.raises(ConversionError, match="empty"):
+        to_crm_id("\u3000")  # an ideographic space: blank once trimmed
+
+
+# --- the errors-file loop ----------------------------------------------------------------
+
+
+def test_rerunning_an_errors_file_replaces_its_columns_and_keeps_the_original_row(tmp_path: Path, mock: Mock) -> None:
+    from tests.conftest import CUSTOMER_MAPPING, customers_csv
+
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 10, bad=(3, 7))
+
+    def run(data: str, errors: str) -> Any:
+        return run_cli(
+            "run", data, "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "st", "--errors", errors,
+            "--summary-json", "s.json", cwd=tmp_path,
+        )  # fmt: skip
+
+    first = run("in.csv", "e1.csv")
+    assert first.returncode == 1 and "errors: e1.csv" in first.stdout
+    assert json.loads((tmp_path / "s.json").read_text())["errors"] == "e1.csv"
+    assert "next: fix the data or the mapping" in first.stdout
+    second = run("e1.csv", "e2.csv")
+    third = run("e2.csv", "e3.csv")
+    assert second.returncode == third.returncode == 1
+    for name in ("e1.csv", "e2.csv", "e3.csv"):
+        rows = read_report(tmp_path / name)
+        assert list(rows[0]) == ["crm_id", "email", "total", "_status", "_error", "_row"]
+        assert [(r["crm_id"], r["_row"]) for r in rows] == [("C3", "3"), ("C7", "7")]
+    assert len(mock.received()) == 8
+
+
+def test_validate_keeps_its_own_report_beside_the_runs(tmp_path: Path, mock: Mock) -> None:
+    from tests.conftest import CUSTOMER_MAPPING, customers_csv
+
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 3, bad=(2,))
+    run = run_cli("run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "st", cwd=tmp_path)
+    assert run.returncode == 1
+    before = (tmp_path / "in.report.csv").read_text()
+    check = run_cli("validate", "in.csv", "--mapping", "m.yaml", cwd=tmp_path)
+    assert check.returncode == 1 and "report: in.validate.csv" in check.stdout and "would send 2 rows" in check.stdout
+    assert (tmp_path / "in.report.csv").read_text() == before
+    customers_csv(tmp_path / "one.csv", 1)
+    assert "would send 1 row\n" in run_cli("validate", "one.csv", "--mapping", "m.yaml", cwd=tmp_path).stdout
+
+
+def test_the_plan_line_of_a_resumed_run_counts_what_is_left(tmp_path: Path, mock_factory: Any) -> None:
+    from tests.conftest import CUSTOMER_MAPPING, customers_csv
+
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "in.csv", 100)
+    down = mock_factory("--fail-after", "30")
+    args = ["run", "in.csv", "--mapping", "m.yaml", "--state-dir", "st", "--max-attempts", "1"]
+    first = run_cli(*args, "--base-url", down.url, cwd=tmp_path)
+    assert first.returncode == 75 and "plan: 100 rows at" in first.stderr
+    assert "next: rerun the same command later" in first.stdout
+    healthy = mock_factory(name="healthy.jsonl", replacing=down)
+    second = run_cli(*args, "--base-url", healthy.url, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "plan: 70 rows left of 100 (30 done before) at" in second.stderr
+
+
+def test_the_progress_line_shows_retries_and_throttling() -> None:
+    import io
+
+    from importer.progress import Progress
+
+    progress = Progress(io.StringIO(), False, 10.0)
+    progress.add("sent")
+    assert "retries" not in progress.line()
+    progress.activity = lambda: (12, 3)
+    assert progress.line().endswith("retries 12, throttled 3x")
+
+
+def test_prune_dry_run_lists_the_imports_it_would_drop(tmp_path: Path, mock: Mock) -> None:
+    import sqlite3
+
+    from tests.conftest import CUSTOMER_MAPPING, customers_csv
+
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(tmp_path / "old.csv", 2)
+    run_cli("run", "old.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "st", cwd=tmp_path)
+    db = sqlite3.connect(tmp_path / "st" / "journal.sqlite3")
+    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00'")
+    db.commit()
+    db.close()
+    dry = run_cli("prune", "--older-than", "30d", "--state-dir", "st", "--dry-run", cwd=tmp_path)
+    assert "would drop 1 finished import(s)" in dry.stdout
+    assert f"2020-01-01T00:00:00+00:00  {tmp_path / 'old.csv'}  (2 rows)" in dry.stdout
+
+
+# --- hostile sizes -----------------------------------------------------------------------
+
+
+def test_a_huge_column_name_is_cut_in_messages_and_a_huge_mapping_refused_at_once(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "m.yaml").write_text("endpoint: customer\ncustom_event_id: 1\ncustomer: {crm_id: crm_id}\n")
+    (tmp_path / "in.csv").write_text("x" * 5000 + ",other\n1,2\n")
+    res = run_cli("validate", "in.csv", "--mapping", "m.yaml", cwd=tmp_path)
+    assert res.returncode == 2 and "x" * 77 + "..." in res.stderr and "x" * 81 not in res.stderr
+    (tmp_path / "big.yaml").write_text("endpoint: customer\n" + "".join(f"k{i}: v\n" for i in range(200_000)))
+    started = time.monotonic()
+    res = run_cli("validate", "in.csv", "--mapping", "big.yaml", cwd=tmp_path)
+    assert res.returncode == 2 and "is not a mapping (a mapping is a few kilobytes" in res.stderr
+    assert time.monotonic() - started < 10

@@ -67,6 +67,10 @@ def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(workdir: Path, moc
     assert max(got.values()) == 1  # nothing twice
     unknown = [ref for ref, r in report.items() if r["status"] == "unknown"]
     assert len(unknown) <= 8
+    assert all("--resend-unknown" in report[ref]["detail"] for ref in unknown)
+    assert (rerun.returncode == 75) == bool(unknown)
+    if unknown:
+        assert f"next: {len(unknown)} row{'s' if len(unknown) > 1 else ''} unknown" in rerun.stdout
     for ref, r in report.items():
         assert r["status"] in ("sent", "unknown"), r
         if r["status"] == "sent":
