@@ -27,7 +27,7 @@ demo: $(DEMO_STAMP)
 	$(PY) scripts/demo.py
 
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check importer tests scripts bench examples

@@ -130,7 +130,7 @@ def to_customer_id(value: Any) -> int:
 def to_crm_ids(values: Sequence[str]) -> list[str] | None:
     """``to_crm_id`` of every text at once, or None when one of them fails."""
     ids = list(map(str.strip, values))
-    return ids if max(map(len, ids), default=0) <= CRM_ID_MAX else None
+    return ids if max(map(len, ids), default=0) <= CRM_ID_MAX and "" not in ids else None
 
 
 def to_crm_id(value: Any) -> str:
