@@ -717,10 +717,16 @@ def _print_summary(summary: Summary) -> None:
     total = sum(summary.counts.values())
     statuses = [s for s in ("valid", *STATUS_ORDER) if s in summary.counts]
     statuses += [s for s in summary.counts if s not in statuses]
-    _out(
-        f"{summary.command}: {plural(total, 'row')} in {plural(len(summary.inputs), 'file')}, "
-        f"{summary.duration_s:.1f} s, {summary.rows_per_s:,.0f} rows/s this run"
-    )
+    if summary.command == "run":  # the counts below are every run's; the speed is this run's
+        _out(
+            f"run: {plural(total, 'row')} in {plural(len(summary.inputs), 'file')} over all runs; this run "
+            f"{plural(summary.rows_this_run, 'row')} in {summary.duration_s:.1f} s, {summary.rows_per_s:,.0f} rows/s"
+        )
+    else:
+        _out(
+            f"{summary.command}: {plural(total, 'row')} in {plural(len(summary.inputs), 'file')}, "
+            f"{summary.duration_s:.1f} s, {summary.rows_per_s:,.0f} rows/s"
+        )
     for status in statuses:
         _out(f"  {status:<14}{summary.counts[status]:>10,}")
     if summary.command == "run":

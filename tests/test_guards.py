@@ -219,6 +219,17 @@ def test_notify_on_success_and_on_rows_not_sent(work: Path, mock_factory: Any, r
     some = run_cli(*run_args(mock, "--notify-url", receiver.url), cwd=work)
     assert some.returncode == 1
     assert receiver.bodies[1]["exit_code"] == 1 and receiver.bodies[1]["counts"] == {"sent": 9, "rejected": 1}
+    assert "a retry cannot help" in receiver.bodies[1]["text"]
+    check_no_secrets(receiver)
+
+
+def test_notify_says_retry_later_for_an_outage(work: Path, mock_factory: Any, receiver: Receiver) -> None:
+    down = mock_factory("--fail-after", "10")
+    customers_csv(work / "in.csv", 60)
+    res = run_cli(*run_args(down, "--max-attempts", "1", "--notify-url", receiver.url), cwd=work)
+    assert res.returncode == 75, res.stderr
+    (body,) = receiver.bodies
+    assert body["exit_code"] == 75 and "rerun later (exit 75)" in body["text"]
     check_no_secrets(receiver)
 
 
