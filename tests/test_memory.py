@@ -18,11 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer import RunConfig, Secret, StateError, run_import, validate
+from importer import RunConfig, StateError, run_import, validate
 from importer.config import ValidateConfig
 from importer.errors import InputError
 from importer.memory import TableSource
-from tests.conftest import KEY, Mock, read_report, run_cli
+from tests.conftest import Mock, read_report, run_cli
+from tests.test_api import config as api_config
 
 MAPPING = """\
 custom_event_id: 77
@@ -39,15 +40,7 @@ def mapping(tmp_path: Path) -> str:
 
 
 def config(tmp_path: Path, mock: Mock, mapping: str, data: Any, **extra: Any) -> RunConfig:
-    return RunConfig(
-        inputs=(data,),
-        mapping=mapping,
-        api_key=Secret(KEY),
-        base_url=mock.url,
-        state_dir=str(tmp_path / "state"),
-        import_key=extra.pop("import_key", "daily"),
-        **extra,
-    )
+    return api_config(tmp_path, mock, mapping, data, **{"import_key": "daily", **extra})
 
 
 def sha256(text: str) -> str:
