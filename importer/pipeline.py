@@ -400,6 +400,7 @@ class _Run:
         self.sent_since_query: dict[bytes, tuple[int, int, str]] = {}
         # Rows whose event's twin was queued: decided once the twin's outcome is known.
         self.deferred: list[tuple[Plan, int, bytes, str, bytes]] = []
+        self.releasing = False  # the deferred rows are being looked at again
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
@@ -601,8 +602,6 @@ class _Run:
                 if identity in self.pending_ids:
                     # Its twin is queued or on the wire: a duplicate only if that one is sent.
                     self.deferred.append((plan, number, body, ref, identity))
-                    if len(self.deferred) >= DEFER_LIMIT:
-                        await self._release_deferred(queue, sender, count)
                     continue
                 held = self._sent_by(identity, key, holders.get(identity))
                 if held:
@@ -616,6 +615,10 @@ class _Run:
             await queue.put(Job(key, body, ref, identity))
             if self.canary_left and self.canary_queued >= self.canary_left:
                 await self._await_canary(sender)
+        # Only once the batch is through: a release in its middle would query the ledger
+        # anew and leave the rest of the batch judged by a snapshot older than that.
+        if len(self.deferred) >= DEFER_LIMIT and not self.releasing:
+            await self._release_deferred(queue, sender, count)
 
     async def _release_deferred(
         self, queue: asyncio.Queue[Job | None], sender: Sender, count: Callable[[str], None]
@@ -623,16 +626,21 @@ class _Run:
         """Look again at the rows whose twin was queued: once every twin has its outcome,
         a twin sent makes them ``duplicate``, a twin rejected or failed lets one of them go
         (the others wait on that one in turn)."""
-        while self.deferred and not sender.stopped:
-            waiting = {d[4] for d in self.deferred}
-            while not sender.stopped and any(i in self.pending_ids for i in waiting):
-                await asyncio.sleep(DEFER_POLL)
-            rows, self.deferred = self.deferred, []
-            for plan in dict.fromkeys(d[0] for d in rows):
-                mine: list[tuple[int, bytes, str, bytes | None]] = [
-                    (number, body, ref, identity) for p, number, body, ref, identity in rows if p is plan
-                ]
-                await self._release(plan, mine, queue, sender, count)
+        self.releasing = True
+        try:
+            while self.deferred and not sender.stopped:
+                waiting = {d[4] for d in self.deferred}
+                while not sender.stopped and any(i in self.pending_ids for i in waiting):
+                    await asyncio.sleep(DEFER_POLL)
+                rows, self.deferred = self.deferred, []
+                for plan in dict.fromkeys(d[0] for d in rows):
+                    mine: list[tuple[int, bytes, str, bytes | None]] = [
+                        (number, body, ref, identity) for p, number, body, ref, identity in rows if p is plan
+                    ]
+                    for start in range(0, len(mine), LOOKUP_BATCH):
+                        await self._release(plan, mine[start : start + LOOKUP_BATCH], queue, sender, count)
+        finally:
+            self.releasing = False
 
     def _sent_by(self, identity: bytes, key: tuple[int, int], holder: Holder | None) -> tuple[str, str] | None:
         """The status and detail of a row whose event must not be sent again (``duplicate``,
