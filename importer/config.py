@@ -178,6 +178,12 @@ def default_report(first_input: str, kind: str = "report") -> str:
 def check_base_url(url: str) -> str:
     """Refuse anything but https, except plain http to a loopback host."""
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        # Not echoed: a password in the URL must not reach a terminal.
+        raise ConfigError(
+            "--base-url must be the API's root alone: no user or password, query or fragment "
+            "(the key goes in $ECDP_API_KEY or --api-key-file)"
+        )
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url.rstrip("/")

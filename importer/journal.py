@@ -129,6 +129,9 @@ _HOLDERS = (
 )
 _HOLDING = {"sent": 0, "inflight": 0, "unknown": 1}  # which of two holders speaks for an event
 Holder = tuple[int, int, str, str]  # import id, row number, that row's status, its file
+# Whether this run's mapping makes these events (identity, row number) of those rows.
+Verify = Callable[[list[tuple[bytes, int]]], bool]
+LEGACY_SAMPLE = 20  # rows of a schema-1 import whose events are rendered again to recognise its mapping
 _START = (
     "INSERT INTO rows (import_id, row_number, status, attempts, customer_ref) "
     "VALUES (?, ?, 'inflight', 1, ?) ON CONFLICT DO UPDATE SET status = 'inflight', "
@@ -473,7 +476,13 @@ class Journal:
         self.target_id = int(found[0])
 
     def resolve_import(
-        self, origin: str | Path, content: str, size: int, new_import: bool, strict: bool = False
+        self,
+        origin: str | Path,
+        content: str,
+        size: int,
+        new_import: bool,
+        strict: bool = False,
+        renders_as: Verify | None = None,
     ) -> int:
         """The import id for this content under this run's mapping and target: resumed if
         known, else new. An import of the same content and target by an earlier version of
@@ -482,13 +491,17 @@ class Journal:
         ``new_import``) when an earlier import of the same origin, target and mapping file
         is unfinished and its content changed since (an edited copy of a half-sent file),
         or, with ``strict`` (an in-memory import key), when the key held other content.
-        Every path an import was read from stays attached to it."""
+        ``renders_as`` tells whether this run's mapping renders rows as an import of an
+        earlier version (which recorded no mapping) did: see ``_adopt_legacy``. Every path
+        an import was read from stays attached to it."""
         real = origin if isinstance(origin, str) else os.path.realpath(origin)
         scope = self.scope
         identity = import_identity(content, scope)
         found = self.db.execute("SELECT id FROM imports WHERE fingerprint = ?", (identity,)).fetchone()
         if found is None:
-            found = self._adopt_edited(content, identity) or self._adopt_legacy(content, identity)
+            found = self._adopt_edited(content, identity) or self._adopt_legacy(
+                origin, content, identity, new_import, renders_as
+            )
         if found:
             self.db.execute("INSERT OR IGNORE INTO import_paths (path, import_id) VALUES (?, ?)", (real, found[0]))
             return int(found[0])
@@ -532,15 +545,42 @@ class Journal:
         )
         return (int(found[0]),)
 
-    def _adopt_legacy(self, content: str, identity: str) -> tuple[int] | None:
-        """An import recorded before imports knew their mapping and target is taken to be
-        this run's (the likeliest case: the same nightly job after an upgrade); its ledger
-        entries move to this target."""
+    def _adopt_legacy(
+        self, origin: str | Path, content: str, identity: str, new_import: bool, renders_as: Verify | None
+    ) -> tuple[int] | None:
+        """An import recorded before imports knew their mapping and target (schema 1) is
+        this run's only when this mapping provably renders its rows as they were sent: the
+        events the ledger recorded for its first rows are those this mapping makes of the
+        same rows. Another mapping over the same file is a new import (the old ledger
+        entries still hold every body they name, for every target: where they went is not
+        known). An old import that sent rows without recording their events (dedup off)
+        cannot be told apart: refused, unless ``new_import``."""
         found = self.db.execute(
             "SELECT id FROM imports WHERE content = ? AND mapping_fingerprint IS NULL ORDER BY id DESC LIMIT 1",
             (content,),
         ).fetchone()
         if found is None:
+            return None
+        sample = [
+            (bytes(r[0]), int(r[1]))
+            for r in self.db.execute(
+                "SELECT identity, row_number FROM ledger WHERE import_id = ? ORDER BY row_number LIMIT ?",
+                (found[0], LEGACY_SAMPLE),
+            )
+        ]
+        if not sample:
+            sent = self.db.execute(
+                "SELECT count(*) FROM rows WHERE import_id = ? AND status IN ('sent', 'inflight', 'unknown')",
+                (found[0],),
+            ).fetchone()[0]
+            if sent and not new_import:
+                raise StateError(
+                    f"{origin} was imported by an earlier version of ecdp-import, which recorded neither the mapping "
+                    "nor the events it sent (dedup was off): whether this mapping is the one it was sent with "
+                    "cannot be told. Pass --new-import to import it under this mapping (every row is sent again)"
+                )
+            return None
+        if renders_as is None or not renders_as(sample):
             return None
         scope = self.scope
         self.db.execute(
@@ -548,13 +588,10 @@ class Journal:
             "target_id = ? WHERE id = ?",
             (identity, scope.mapping_fingerprint, scope.mapping_path, scope.mapping_event, self.target_id, found[0]),
         )
-        self.db.execute(
-            "UPDATE OR IGNORE ledger SET target_id = ? WHERE target_id = 0 AND import_id = ?",
-            (self.target_id, found[0]),
-        )
         return (int(found[0]),)
 
     def _refuse_changed(self, origin: str | Path, real: str, content: str, strict: bool) -> None:
+        self._refuse_moved_mapping(origin, content)
         prev = self.db.execute(
             "SELECT i.id, i.content, i.mapping_fingerprint FROM import_paths p JOIN imports i ON i.id = p.import_id "
             "WHERE p.path = ? AND i.target_id IN (0, ?) AND (i.mapping_path = ? OR i.mapping_path IS NULL) "
@@ -564,9 +601,11 @@ class Journal:
         if prev is None:
             return
         import_id, prev_content, prev_mapping = prev
-        # An import key's content digest changed with schema 2 (values, not layout): a key
-        # recorded before cannot be compared, and its import is left to the ledger.
-        if strict and prev_content != content and prev_mapping is not None:
+        if strict and prev_mapping is None:
+            # An import key's content digest changed with schema 2 (values, not layout): a
+            # key recorded before cannot be compared, and its import is left to the ledger.
+            return
+        if strict and prev_content != content:
             raise StateError(
                 f"import key {real.removeprefix('memory:')!r} was used before for other content; "
                 "pass new_import=True to import this content as new (rows already sent are still "
@@ -582,6 +621,28 @@ class Journal:
                 "--new-import to import this content as new"
             )
 
+    def _refuse_moved_mapping(self, origin: str | Path, content: str) -> None:
+        """An unfinished import of this content, target and event by a mapping file at
+        another path (a deploy that moved the mapping, perhaps edited): under this one,
+        rows it sent could go again. Refused, like changed content under a half-sent file."""
+        found = self.db.execute(
+            "SELECT mapping_path FROM imports WHERE content = ? AND target_id = ? AND mapping_event = ? "
+            "AND mapping_path != ? ORDER BY id DESC",
+            (content, self.target_id, self.scope.mapping_event, self.scope.mapping_path),
+        ).fetchall()
+        for (path,) in found:
+            unfinished = self.db.execute(
+                "SELECT id FROM imports WHERE content = ? AND target_id = ? AND mapping_path = ? ORDER BY id DESC",
+                (content, self.target_id, path),
+            ).fetchone()
+            if unfinished and not self.is_finished(unfinished[0]):
+                raise StateError(
+                    f"{origin}: an import of this file for the same event by the mapping {path} is unfinished "
+                    "(rows not_attempted, failed or unknown); under this mapping file the rows it sent could be "
+                    "sent again. Rerun with that mapping to finish it, or pass --new-import to import the file "
+                    "under this one (events the delivery ledger knows as sent are still not sent again)"
+                )
+
     def finished_object(self, url: str, version: str, size: int) -> tuple[str, int] | None:
         """The content hash and row count of this run's finished import (same mapping, same
         target) that this object version was read into, else None (never seen under them,
@@ -590,8 +651,8 @@ class Journal:
             return None
         candidates = self.db.execute(
             "SELECT o.import_id, i.content, i.total_rows FROM remote_objects o JOIN imports i ON i.id = o.import_id "
-            "WHERE o.url = ? AND o.version = ? AND o.size = ? AND ((i.mapping_fingerprint = ? AND i.target_id = ?) "
-            "OR i.mapping_fingerprint IS NULL) ORDER BY i.mapping_fingerprint IS NULL, o.import_id DESC",
+            "WHERE o.url = ? AND o.version = ? AND o.size = ? AND i.mapping_fingerprint = ? AND i.target_id = ? "
+            "ORDER BY o.import_id DESC",
             (url, version, size, self.scope.mapping_fingerprint, self.target_id),
         ).fetchall()
         for import_id, content, total in candidates:

@@ -401,6 +401,7 @@ class _Run:
         # Rows whose event's twin was queued: decided once the twin's outcome is known.
         self.deferred: list[tuple[Plan, int, bytes, str, bytes]] = []
         self.releasing = False  # the deferred rows are being looked at again
+        self.was_held: set[tuple[int, int]] = set()  # held rows this run looks at again
         if progress is not None:
             progress.total = lambda: estimate_rows([p.source for p in plans])
 
@@ -544,6 +545,8 @@ class _Run:
                     break  # the scan counted the rows: nothing to read on for
                 numbers = range(rows.start, rows.start + rows.size)
                 todo = [done.get(number) not in skip for number in numbers]
+                if "held" not in skip:  # --resend-unknown looks at held rows again: note which
+                    self.was_held.update((plan.import_id, n) for n in numbers if done.get(n) == "held")
                 rendered_rows = render(rows) if any(todo) else []
                 for i, number in enumerate(numbers):
                     if sender.stopped:
@@ -603,7 +606,14 @@ class _Run:
                     # Its twin is queued or on the wire: a duplicate only if that one is sent.
                     self.deferred.append((plan, number, body, ref, identity))
                     continue
-                held = self._sent_by(identity, key, holders.get(identity))
+                holder = holders.get(identity)
+                if key in self.was_held and (holder is None or holder[:2] == key):
+                    # What held it was pruned: that row's import had finished, so its outcome
+                    # was settled (sent, most likely); this one is not sent on a guess.
+                    self.journal.unsent(*key, "duplicate", "held by a row that has since been pruned", ref)
+                    count("duplicate")
+                    continue
+                held = self._sent_by(identity, key, holder)
                 if held:
                     self.journal.unsent(*key, *held, ref)
                     count("duplicate")

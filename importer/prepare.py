@@ -13,11 +13,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from importer import remote
 from importer.batch import BatchRenderer
 from importer.config import RunConfig, ValidateConfig, default_report, over_share
 from importer.errors import InputError
-from importer.journal import Journal
+from importer.journal import Journal, Verify
+from importer.ledger import body_identity, identity_function
 from importer.mapping import load_mapping
 from importer.memory import TableSource, check_import_key, is_in_memory
 from importer.payload import PayloadBuilder
@@ -179,7 +182,7 @@ def prepare_run(
         known = known_objects(journal_now, config)
         builder, sources, report = prepare(config, notify, known, lambda: stop.stopped, builder)
         journal = journal_now()
-        plans = plan_inputs(journal, sources, config.new_import, stop, notify)
+        plans = plan_inputs(journal, sources, config.new_import, stop, notify, builder)
         if plans is not None and not journal.verified(lambda: stop.stopped):
             plans = None
         limit = config.max_invalid
@@ -229,6 +232,31 @@ def check_invalid_share(builder: PayloadBuilder, plans: list[Plan], limit: float
     return True
 
 
+def renders_as(builder: PayloadBuilder, source: Source) -> Verify:
+    """Whether ``builder`` makes of ``source``'s rows the events a ledger sample names
+    ((identity, row number) pairs): the body's digest, or the dedup key's."""
+    endpoint = builder.mapping.path
+    keyed = identity_function(endpoint, True, builder.mapping.dedup_key)
+    assert keyed is not None
+
+    def check(sample: list[tuple[bytes, int]]) -> bool:
+        wanted = {number: identity for identity, number in sample}
+        last = max(wanted)
+        for row in source.rows():
+            if row.number > last:
+                break
+            if row.number in wanted:
+                body = builder.render(row).body
+                if body is None:
+                    return False
+                raw = orjson.dumps(body)
+                if wanted.pop(row.number) not in (body_identity(endpoint, raw), keyed(row.values, body, raw)):
+                    return False
+        return not wanted
+
+    return check
+
+
 def estimate_rows(sources: list[Source]) -> tuple[int, bool]:
     """Rows in the inputs, and whether that count is exact (Parquet, or CSV read whole)."""
     return sum(s.estimate_rows() for s in sources), all(s.total_rows is not None for s in sources)
@@ -253,7 +281,12 @@ def plan_line(sources: list[Source], config: RunConfig, target: Target, done_bef
 
 
 def plan_inputs(
-    journal: Journal, sources: list[Source], new_import: bool, stop: StopToken, notify: Notify | None = None
+    journal: Journal,
+    sources: list[Source],
+    new_import: bool,
+    stop: StopToken,
+    notify: Notify | None = None,
+    builder: PayloadBuilder | None = None,
 ) -> list[Plan] | None:
     """Scan every input and resolve its import. An input with the same content as an
     earlier one of this run (a re-delivered drop matched by the same glob) is the same
@@ -272,7 +305,8 @@ def plan_inputs(
         seen[content] = source.name
         size = source.stamp.size
         keyed = isinstance(source, TableSource)  # an import key: other content under it is refused
-        import_id = journal.resolve_import(source.origin, content, size, new_import, strict=keyed)
+        verify = renders_as(builder, source) if builder is not None else None
+        import_id = journal.resolve_import(source.origin, content, size, new_import, strict=keyed, renders_as=verify)
         if source.remote is not None:
             journal.remember_object(source.remote.url, source.remote.version, source.remote.size, import_id)
         journal.set_total(import_id, source.estimate_rows())  # exact after the scan

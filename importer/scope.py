@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -61,9 +62,23 @@ class Scope:
 
 
 def target_of(base_url: str, api_key: str) -> Target:
-    """The target for a base URL (as checked: no trailing slash) and a key."""
+    """The target for a base URL and a key. The URL is taken in one spelling per API:
+    scheme and host in lower case, no default port, no trailing slash (``HTTPS://API.ecdp.app:443/``
+    is ``https://api.ecdp.app``); a user or password in it is never kept."""
     digest = hashlib.sha256(_KEY_SALT + api_key.encode("utf-8", "surrogatepass")).hexdigest()
-    return Target(base_url.rstrip("/"), digest[:16])
+    return Target(normal_url(base_url), digest[:16])
+
+
+def normal_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and (scheme, port) not in (("https", 443), ("http", 80)):
+        host += f":{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def target_entry(target: Target) -> dict[str, str]:

@@ -203,3 +203,24 @@ def test_kill_9_in_a_deduplicated_run_loses_and_repeats_nothing(work: Path, mock
     assert max(got.values()) == 1
     unknown = {int(r["row_number"]) + 200 for r in report if r["status"] == "unknown"}
     assert {f"O{i}" for i in range(1, 601)} - set(got) <= {f"O{i}" for i in unknown}
+
+
+def test_a_held_row_is_not_sent_once_its_holder_was_pruned(work: Path, mock_factory: Any) -> None:
+    """Review: a held duplicate, looked at again with --resend-unknown after the row that
+    held it was resent and pruned, went out a second time."""
+    slow = mock_factory("--latency-ms", "3000")
+    write_orders(work / "u.csv", range(1, 2))
+    kill_9_once(work, slow, "u.csv", after_requests=1)  # O1 on the wire: unknown
+    mock = mock_factory(name="healthy.jsonl", replacing=slow)
+    write_orders(work / "h.csv", range(1, 3), reorder=True)
+    assert run(work, mock, "h.csv").returncode == 0  # O1 held by u.csv's unknown row, O2 sent
+    assert run(work, mock, "u.csv", "--resend-unknown").returncode == 0  # O1 checked and resent
+    db = sqlite3.connect(work / "state" / "journal.sqlite3")
+    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00' WHERE path LIKE '%u.csv'")  # fmt: skip
+    db.commit()
+    db.close()
+    assert "dropped 1 finished import" in run_cli("prune", "--older-than", "30d", "--state-dir", "state", cwd=work).stdout  # fmt: skip
+    res = run(work, mock, "h.csv", "--resend-unknown")
+    assert res.returncode == 0, res.stderr
+    assert order_ids(mock) == Counter({"O1": 1, "O2": 1})
+    assert {r["status"] for r in read_report(work / "r.csv")} == {"sent", "duplicate"}

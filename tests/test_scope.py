@@ -363,3 +363,92 @@ def test_many_in_file_twins_never_send_an_event_twice(work: Path, mock: Mock) ->
     assert sent == Counter({f"E{g}": 1 for g in range(1, 42)} | {"P": 1})
     statuses = Counter(r["status"] for r in read_report(work / "r.csv"))
     assert statuses == {"sent": 42, "duplicate": len(rows) - 42}
+
+
+def test_a_previous_versions_import_is_not_taken_by_another_mapping(work: Path, mock: Mock) -> None:
+    """Review: a schema-1 import of placed.yaml (event 31) was adopted by paid.yaml (event
+    32), which then sent nothing and reported every row sent."""
+    v1_state(work, "orders.csv", "placed.yaml")
+    res = run(work, mock, "paid.yaml")
+    assert res.returncode == 0, res.stderr
+    assert events(mock) == Counter({(32, "C1"): 1, (32, "C3"): 1})
+    assert [r["status"] for r in read_report(work / "r.csv")] == ["sent", "skipped", "sent"]
+
+
+def test_a_previous_versions_ledger_holds_for_every_target(work: Path, mock_factory: Any) -> None:
+    """Review: adopting a schema-1 import against a rehearsal target moved its ledger
+    entries there, and production then got the overlapping events again."""
+    v1_state(work, "orders.csv", "placed.yaml")
+    rehearsal = mock_factory("--api-key", "K1", name="rehearsal.jsonl")
+    production = mock_factory("--api-key", "K2", name="production.jsonl")
+    assert run(work, rehearsal, "placed.yaml", key="K1").returncode == 0
+    write_csv(work / "day2.csv", ["crm_id", "total", "status"], [["C2", "2", "x"], ["C3", "3", "x"], ["C4", "4", "x"]])
+    res = run(work, production, "placed.yaml", key="K2", data="day2.csv")
+    assert res.returncode == 0, res.stderr
+    assert [r["body"]["customerCrmId"] for r in production.received()] == ["C4"]
+
+
+def test_a_previous_versions_import_without_ledger_is_not_guessed(work: Path, mock: Mock) -> None:
+    v1_state(work, "orders.csv", "placed.yaml")
+    db = sqlite3.connect(work / "st" / "journal.sqlite3")
+    db.execute("DELETE FROM ledger")  # imported with dedup: none
+    db.commit()
+    db.close()
+    res = run(work, mock, "placed.yaml")
+    assert res.returncode == 2 and "recorded neither the mapping nor the events" in res.stderr
+    assert run(work, mock, "placed.yaml", "--new-import").returncode == 0
+    assert len(mock.received()) == 3
+
+
+def test_an_unfinished_import_by_a_moved_mapping_is_not_resent(work: Path, mock_factory: Any) -> None:
+    """Review: a deploy that moves the mapping (a new release directory) and edits a field
+    made a half-sent import a new one, and sent its first rows again."""
+    rows = [[f"C{i}", str(i), "paid"] for i in range(1, 41)]
+    write_csv(work / "orders.csv", ["crm_id", "total", "status"], rows)
+    (work / "v1").mkdir()
+    (work / "v1" / "m.yaml").write_text(PLACED)
+    down = mock_factory("--fail-after", "10")
+    first = run(work, down, "v1/m.yaml", "--max-attempts", "1")
+    assert first.returncode == 75 and len(down.received()) == 10
+    (work / "v2").mkdir()
+    (work / "v2" / "m.yaml").write_text(PLACED + "  - {name: channel, type: String, value: web}\n")
+    healthy = mock_factory(name="healthy.jsonl", replacing=down)
+    refused = run(work, healthy, "v2/m.yaml")
+    assert refused.returncode == 2 and "v1/m.yaml is unfinished" in refused.stderr, refused.stderr
+    assert len(healthy.received()) == 0
+    assert run(work, healthy, "v1/m.yaml").returncode == 0  # finishing it with its own mapping
+    assert len(healthy.received()) == 30
+
+
+def test_one_api_in_two_spellings_is_one_target_and_a_password_in_the_url_is_refused(work: Path, mock: Mock) -> None:
+    assert run(work, mock, "placed.yaml").returncode == 0
+    port = mock.url.rsplit(":", 1)[1]
+    res = run_cli(
+        "run", "orders.csv", "--mapping", "placed.yaml", "--base-url", f"HTTP://127.0.0.1:{port}/", "--state-dir",
+        "st", cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert len(mock.received()) == 3  # nothing sent again
+    leak = run_cli(
+        "run", "orders.csv", "--mapping", "placed.yaml", "--base-url", f"http://u:pa55word@127.0.0.1:{port}",
+        "--state-dir", "st", cwd=work,
+    )  # fmt: skip
+    assert leak.returncode == 2 and "no user or password" in leak.stderr and "pa55word" not in leak.stderr
+
+
+def test_an_import_key_of_the_previous_version_is_left_to_the_ledger(tmp_path: Path) -> None:
+    """Schema 1 hashed in-memory data by its layout: a key recorded then cannot be compared
+    with today's digest, and is not refused as other content."""
+    from importer.journal import Journal
+
+    journal = Journal(str(tmp_path / "j"))
+    try:
+        journal.db.execute(
+            "INSERT INTO imports (path, fingerprint, size, created_at, content) VALUES "
+            "('memory:k1', 'old', 1, '2026-11-01T00:00:00+00:00', 'old')"
+        )
+        journal.db.execute("INSERT INTO import_paths VALUES ('memory:k1', 1)")
+        journal.use_scope(scope_of(compile_mapping(parse_yaml(PLACED), source="m.yaml"), "http://127.0.0.1:1", "K"))
+        assert journal.resolve_import("memory:k1", "new" * 21 + "x", 1, False, strict=True) == 2
+    finally:
+        journal.close()
