@@ -211,6 +211,7 @@ def test_the_plan_line_of_a_resumed_run_counts_what_is_left(tmp_path: Path, mock
     second = run_cli(*args, "--base-url", healthy.url, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "plan: 70 rows left of 100 (30 done before) at" in second.stderr
+    assert "run: 100 rows in 1 file over all runs; this run 70 rows in" in second.stdout
 
 
 def test_the_progress_line_shows_retries_and_throttling() -> None:
