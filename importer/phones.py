@@ -216,11 +216,11 @@ _PLAIN_RULE = re.compile(r"(?:[^\\^$(]|\\d|\((?!\?)|\(\?:)*")
 _PATTERNS: dict[tuple[str, str | None], re.Pattern[str] | None] = {}
 
 
-def _lengths_alternation(main: _Meta) -> str | None:
+def _lengths_alternation(main: _Meta, shortest: int = _MIN_NSN) -> str | None:
     """The national lengths that are possible and fit E.164's 20 characters, as a regex."""
     sizes = [
         n
-        for n in range(_MIN_NSN, _MAX_NSN + 1)
+        for n in range(shortest, _MAX_NSN + 1)
         if main.lengths[n] in (_POSSIBLE, _LOCAL_ONLY) and 1 + len(main.code) + n <= PHONE_MAX
     ]
     return "|".join(f"[0-9]{{{n}}}" for n in sizes) or None
@@ -282,7 +282,9 @@ def _national_regex(region: str | None) -> str | None:
     if home is None or main is None or home.idd is None:
         return None
     idd, prefix = _not(home.idd_text), _not(home.prefix_text)
-    sizes = _lengths_alternation(main)
+    # Three digits at least: two with a separator between are not a number to parse()
+    # (its viability pattern), and e164 leaves even two alone to it.
+    sizes = _lengths_alternation(main, shortest=3)
     if idd is None or prefix is None or sizes is None:
         return None
     # Not '00' (the importer reads it as '+'), not an IDD, not the region's own country

@@ -207,3 +207,15 @@ def test_words_of_the_failures_are_the_importers() -> None:
     assert _fast("600123456", None) == "phone number has no country code and no default_region is set"
     assert _fast("call me", "PL") == "not a phone number"
     assert _fast("+86 1" + "2" * 17, None) == _oracle("+86 1" + "2" * 17, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region"),
+    [("9 4", "DE"), ("94", "DE"), ("1 2 3", "DE"), ("+1 2", None), ("+12", None), ("0048", "PL"), ("(0) 30 123456", "DE")],
+)
+def test_short_numbers_and_separators(raw: str, region: str | None) -> None:
+    """Two digits are a number to parse() only without a separator between (found by the
+    differential run: the national column pattern took '9 4' under DE)."""
+    expected = _oracle(raw, region)
+    assert _fast(raw, region) == expected
+    assert to_e164s([raw], region) == ([expected] if expected.startswith("+") else None)
