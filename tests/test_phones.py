@@ -211,7 +211,15 @@ def test_words_of_the_failures_are_the_importers() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "region"),
-    [("9 4", "DE"), ("94", "DE"), ("1 2 3", "DE"), ("+1 2", None), ("+12", None), ("0048", "PL"), ("(0) 30 123456", "DE")],
+    [
+        ("9 4", "DE"),
+        ("94", "DE"),
+        ("1 2 3", "DE"),
+        ("+1 2", None),
+        ("+12", None),
+        ("0048", "PL"),
+        ("(0) 30 123456", "DE"),
+    ],
 )
 def test_short_numbers_and_separators(raw: str, region: str | None) -> None:
     """Two digits are a number to parse() only without a separator between (found by the
