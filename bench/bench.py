@@ -6,8 +6,13 @@ Generates its own inputs under bench/data/, then measures in one run:
      with fsynced journal commits (the default) and with --no-fsync;
      both against the bundled mock server with 20 ms latency and with none, at concurrency 64;
   c. `ecdp-import validate` on 200k and 1M CSV rows and the 1M rows as Parquet (the
-     faster of two runs), and on 200k rows with issue 13's typical mapping and a different
-     phone number on every row: rows/s;
+     faster of two runs), and on 1M rows with issue 13's typical mapping and a different
+     phone number on every row: rows/s, with the phone path of today and with the one
+     before issue 21 (phonenumbers alone), in the same run;
+  c2. `ecdp-import run` of 30k rows of that mapping against the instant mock: CPU a row,
+     with both phone paths;
+  c3. the phone differential (issue 21): 10 million generated numbers through the fast
+     phone paths and through phonenumbers alone, on both cores (must differ nowhere);
   d. peak RSS of (b) and (c);
   d2. the differential check: every row of the 1M-row CSV through the batch renderer and
      the row renderer, report fields and body bytes compared (must differ nowhere);
@@ -217,7 +222,9 @@ def main() -> None:
         results[f"validate_{rows}"] = best_validate(validate_cmd(path, f"validate_{rows}.report.csv"), rows)
     parquet = make_parquet(DATA / "validate_1000000.csv")
     results["validate_1000000_parquet"] = best_validate(validate_cmd(parquet, "validate_parquet.report.csv"), 10**6)
-    results["validate_with_phones"] = validate_with_phones(200_000)
+    results["validate_with_phones"] = validate_with_phones(PHONE_ROWS)
+    results["run_with_phones"] = run_with_phones(30_000)
+    results["phone_differential"] = phone_differential(int(os.environ.get("BENCH_PHONE_VALUES", "10000000")))
     results["differential"] = differential(DATA / "validate_1000000.csv")
     results["object_store"] = object_store_cost(make_csv(DATA / "validate_1000000.csv", 1_000_000))
     results["ledger"] = ledger_cost(int(os.environ.get("BENCH_LEDGER_IDENTITIES", "10000000")))
@@ -323,10 +330,22 @@ data_fields:
 """
 
 
-def validate_with_phones(rows: int) -> dict[str, Any]:
-    """Issue 13's typical mapping (customer id, email and both hashes, a phone with a
-    default region, Money, DateTime, Date, Number, Boolean, String), every phone number
-    different: what parsing phone numbers costs when no value repeats."""
+PHONE_ROWS = 1_000_000
+# The importer with the phone path it had before issue 21: every number parsed by
+# phonenumbers (the same function, now the tests' oracle, behind the same cache), and no
+# whole-column phone converter. Same process otherwise, so the two measure only phones.
+OLD_PHONES = (
+    "import functools, runpy, sys\n"
+    "import importer.batch as b, importer.identity as i\n"
+    "i._e164 = functools.lru_cache(maxsize=1 << 16)(i._phone_reference)\n"
+    "del b.VECTORS[i.to_e164]\n"
+    "sys.argv[0] = 'ecdp-import'\n"
+    "runpy.run_module('importer', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def phones_csv(rows: int) -> Path:
+    """Issue 13's typical columns, a different phone number on every row."""
     path = DATA / f"phones_{rows}.csv"
     if not path.exists():
         rng = random.Random(rows)
@@ -341,9 +360,88 @@ def validate_with_phones(rows: int) -> dict[str, Any]:
                 day = f"2026-10-{1 + i % 28:02d}"
                 w.writerow([i, f"user.{i}@example.com", phone, total, at, day, items, paid, "x"])
     (DATA / "phones.yaml").write_text(PHONE_MAPPING)
-    cmd = validate_cmd(path, "phones.report.csv")
-    cmd[cmd.index("--mapping") + 1] = str(DATA / "phones.yaml")
-    return best_validate(cmd, rows)
+    return path
+
+
+def old_phones(cmd: list[str]) -> list[str]:
+    """The same ``python -m importer ...`` command with the phone path before issue 21."""
+    assert cmd[1:3] == ["-m", "importer"], cmd
+    return [cmd[0], "-c", OLD_PHONES, *cmd[3:]]
+
+
+def validate_with_phones(rows: int) -> dict[str, Any]:
+    """Issue 13's typical mapping (customer id, email and both hashes, a phone with a
+    default region, Money, DateTime, Date, Number, Boolean, String), every phone number
+    different: what parsing phone numbers costs when no value repeats. Today's phone path
+    and the one before issue 21, alternating, each the faster of two runs."""
+    path = phones_csv(rows)
+    commands = {}
+    for tag in ("new", "old"):
+        cmd = validate_cmd(path, f"phones-{tag}.report.csv")
+        cmd[cmd.index("--mapping") + 1] = str(DATA / "phones.yaml")
+        commands[tag] = cmd if tag == "new" else old_phones(cmd)
+    new, old = [], []
+    for _ in range(2):  # alternating: this machine's speed wanders between minutes
+        new.append(run_measured(commands["new"])[0])
+        old.append(run_measured(commands["old"])[0])
+    reports = [(DATA / f"phones-{tag}.report.csv").read_bytes() for tag in ("new", "old")]
+    return {
+        "rows": rows,
+        "rows_per_s": round(rows / min(new)),
+        "old_phone_path_rows_per_s": round(rows / min(old)),
+        "speedup": round(min(old) / min(new), 2),
+        "reports_identical": reports[0] == reports[1],
+    }
+
+
+def run_with_phones(rows: int) -> dict[str, Any]:
+    """``ecdp-import run`` of the typical mapping with distinct phones against the instant
+    mock: the CPU a row of the importer process (user + system, start-up included), with
+    today's phone path and the one before issue 21, alternating, the lower of two each."""
+    import resource
+
+    path = phones_csv(rows)
+    mock, url = start_mock(0.0)
+    cpu: dict[str, list[float]] = {"new": [], "old": []}
+    try:
+        for _ in range(2):
+            for tag in ("new", "old"):
+                state = DATA / f"state-phones-{tag}"
+                subprocess.run(["rm", "-rf", str(state)], check=True)
+                report = DATA / f"phones-run-{tag}.report.csv"
+                cmd = [sys.executable, "-m", "importer", "run", str(path), "--mapping", str(DATA / "phones.yaml"),
+                       "--base-url", url, "--state-dir", str(state), "--report", str(report),
+                       "--concurrency", str(CONCURRENCY), "--no-progress"]  # fmt: skip
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                out = subprocess.run(cmd if tag == "new" else old_phones(cmd), capture_output=True, text=True).stdout
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)  # only the run was reaped between
+                assert re.search(rf"^  sent +{rows:,}$", out, re.M), out
+                used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                cpu[tag].append(used / rows * 1e6)
+    finally:
+        mock.terminate()
+        mock.wait()
+    new, old = min(cpu["new"]), min(cpu["old"])
+    return {"rows": rows, "cpu_us_per_row": round(new, 1), "old_phone_path_cpu_us_per_row": round(old, 1),
+            "cpu_saved": round(1 - new / old, 3)}  # fmt: skip
+
+
+def phone_differential(values: int) -> dict[str, Any]:
+    """Issue 21's exactness check at scale: ``values`` generated numbers (bench/phone_cases.py)
+    through the fast phone paths and through phonenumbers alone, on two processes."""
+    from multiprocessing import Pool
+
+    import phone_cases
+
+    chunk = 50_000
+    tasks = [(seed, min(chunk, values - start), 256) for seed, start in enumerate(range(0, values, chunk))]
+    started = time.perf_counter()
+    with Pool(2) as pool:
+        parts = pool.map(phone_cases.compare, tasks, chunksize=1)
+    total = {key: sum(p[key] for p in parts) for key in ("values", "differing", "fast", "patterned")}
+    total["examples"] = [e for p in parts for e in p["examples"]][:5]
+    total["seconds"] = round(time.perf_counter() - started, 1)
+    return total
 
 
 def differential(csv_path: Path) -> dict[str, Any]:
@@ -433,7 +531,22 @@ def print_table(r: dict[str, Any]) -> None:
     ok = "met" if growth <= 1.25 else "NOT met"
     print(f"{'validate CSV RSS, 1M / 200k rows':<44}{growth:>14.2f}   <= 1.25 ({ok})")
     x = r["validate_with_phones"]
-    print(f"{'validate, typical mapping + distinct phones':<44}{x['rows_per_s']:>14,}")
+    print(f"{'validate 1M, typical mapping + distinct phones':<44}")
+    print(f"{'  before issue 21 (phonenumbers), rows/s':<44}{x['old_phone_path_rows_per_s']:>14,}")
+    print(f"{'  now, rows/s':<44}{x['rows_per_s']:>14,}   >= 80,000 ({verdict(x['rows_per_s'], 80_000)})")
+    print(f"{'  now / before':<44}{x['speedup']:>14.2f}   >= 4.00 ({verdict(x['speedup'], 4.0)})")
+    print(f"{'  reports byte-identical':<44}{x['reports_identical']!s:>14}")
+    x = r["run_with_phones"]
+    print(f"{'run 30k, same mapping: CPU us a row before':<44}{x['old_phone_path_cpu_us_per_row']:>14}")
+    print(f"{'  now':<44}{x['cpu_us_per_row']:>14}")
+    print(f"{'  CPU a row saved':<44}{x['cpu_saved']:>14.1%}   >= 25% ({verdict(x['cpu_saved'], 0.25)})")
+    x = r["phone_differential"]
+    label = "phones vs phonenumbers, values differing"
+    print(f"{label:<44}{x['differing']:>14,}   of {x['values']:,} (must be 0) in {x['seconds']} s")
+    shares = f"{x['fast'] / x['values']:.1%} / {x['patterned'] / x['values']:.1%}"
+    print(f"{'  answered by phones.e164 / the patterns':<44}{shares:>14}")
+    for example in x["examples"]:
+        print(f"  differs: {example}")
     x = r["differential"]
     print(f"{'batch vs row renderer, rows differing':<44}{x['differing']:>14,}   of {x['rows']:,} (must be 0)")
     print(f"{'load average at start / end':<44}{r['load_average_at_start']:>7.2f} / {r['load_average_at_end']:.2f}")
@@ -449,6 +562,11 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"{'ledger: lookup of a duplicate, us':<44}{x['lookup_duplicate_us']:>14}")
     print(f"{'ledger: open and page-check the journal, s':<44}{x['open_and_check_s']:>14}")
     print("\nwritten to bench/results.json")
+
+
+def verdict(value: float, target: float) -> str:
+    """'met', or 'NOT met' and by how much (a share of the target)."""
+    return "met" if value >= target else f"NOT met, {1 - value / target:.0%} short"
 
 
 if __name__ == "__main__":

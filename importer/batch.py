@@ -15,12 +15,13 @@ equal results.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import repeat
 from typing import Any
 
 from importer.convert import convert_string
 from importer.errors import ConversionError
-from importer.identity import normalise_email, normalise_emails, to_crm_id, to_crm_ids
+from importer.identity import normalise_email, normalise_emails, to_crm_id, to_crm_ids, to_e164, to_e164s
 from importer.payload import PayloadBuilder, Rendered, customer_ref, positive_int32
 from importer.source import Batch
 
@@ -32,11 +33,21 @@ _MISS = object()  # not in the cache yet
 
 
 # Converters that also convert a whole column of texts at once (None: one of them fails).
-VECTORS: dict[Callable[[Any], Any], Callable[[Sequence[str]], list[Any] | None]] = {
+# A converter that is a partial (a phone's default region) gets its vector with the same
+# keyword arguments.
+VECTORS: dict[Callable[..., Any], Callable[..., list[Any] | None]] = {
     convert_string: list,
     normalise_email: normalise_emails,
     to_crm_id: to_crm_ids,
+    to_e164: to_e164s,
 }
+
+
+def vector_of(convert: Callable[[Any], Any]) -> Callable[[Sequence[str]], list[Any] | None] | None:
+    """The whole-column form of ``convert``, if it has one."""
+    if isinstance(convert, partial) and not convert.args and convert.func in VECTORS:
+        return partial(VECTORS[convert.func], **convert.keywords)
+    return VECTORS.get(convert)
 
 
 class _Cached:
@@ -47,7 +58,7 @@ class _Cached:
 
     def __init__(self, convert: Callable[[Any], Any]) -> None:
         self.convert = convert
-        self.vector = VECTORS.get(convert)
+        self.vector = vector_of(convert)
         self.cache: dict[str | None, Any] | None = None if self.vector else {None: None}
         self.seen = self.misses = 0
 
