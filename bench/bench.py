@@ -267,8 +267,11 @@ def ledger_cost(n: int) -> dict[str, Any]:
             ((import_id, i) for i in numbers),
         )
         journal.db.executemany(
-            "INSERT INTO ledger (identity, import_id, row_number) VALUES (?, ?, ?)",
-            ((body_identity("/scenariocustomevents", str(i).encode()), import_id, i) for i in numbers),
+            "INSERT INTO ledger (target_id, identity, import_id, row_number) VALUES (?, ?, ?, ?)",
+            (
+                (journal.target_id, body_identity("/scenariocustomevents", str(i).encode()), import_id, i)
+                for i in numbers
+            ),
         )
         journal.db.execute("COMMIT")
     per_row = (size() - empty) / n
