@@ -34,7 +34,7 @@ from importer.config import (
     default_state_dir,
     load_api_key,
 )
-from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, masked, without_api_words
+from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, masked, scrubbed, without_api_words
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
 from importer.progress import Progress
 from importer.scaffold import scaffold
@@ -52,7 +52,7 @@ SIGNALS = ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTE
 def _out(message: str = "") -> None:
     """Print to stdout; a reader that went away (``| head -1``) ends output quietly."""
     try:
-        print(message, flush=True)
+        print(_redact(message), flush=True)
     except BrokenPipeError:
         # Further writes, including the interpreter's flush at exit, go nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -512,11 +512,12 @@ def _tell(args: argparse.Namespace, ended: dict[str, Any], code: int) -> None:
     summary = {**summary, "exit_code": code}
     if ended.get("error"):
         summary["error"] = ended["error"]
+    summary = scrubbed(summary, _SECRETS)  # a path may carry the key or an email
     if args.notify_url:
         alerts.notify(args.notify_url, summary, args.ca_bundle, _note)
     if args.metrics_file:
         try:
-            alerts.write_metrics(args.metrics_file, summary, args.mapping)
+            alerts.write_metrics(args.metrics_file, summary, scrubbed(args.mapping, _SECRETS))
         except OSError as exc:
             _note(f"{PROG}: cannot write --metrics-file {args.metrics_file}: {exc.strerror or exc}")
 

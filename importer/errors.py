@@ -46,6 +46,22 @@ def masked(text: str) -> str:
     return _PHONE.sub(_mask_phone, text) if _DIGIT_RUN.search(text) else text
 
 
+def scrubbed(value: Any, secrets: tuple[str, ...] | list[str] = ()) -> Any:
+    """``value`` (a summary: dicts, lists, strings) with every secret replaced by ``***``
+    and every string ``masked``: a path or a message that carries the key or an email
+    must not carry it into a notification, a metrics file or a summary file."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, "***")
+        return masked(value)
+    if isinstance(value, dict):
+        return {k: scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrubbed(v, secrets) for v in value]
+    return value
+
+
 def _mask_phone(match: re.Match[str]) -> str:
     found = match.group(0)
     if sum(c.isdigit() for c in found) < PHONE_DIGITS or _DATE.search(found):

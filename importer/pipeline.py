@@ -18,7 +18,7 @@ import orjson
 from importer import remote
 from importer.batch import BatchRenderer
 from importer.config import RunConfig, ValidateConfig, over_share
-from importer.errors import API_SAID, GuardStop, ImporterError, InputError, JournalFault
+from importer.errors import API_SAID, GuardStop, ImporterError, InputError, JournalFault, scrubbed
 from importer.journal import REPORTED, Holder, Journal
 from importer.ledger import identity_function
 from importer.payload import PayloadBuilder
@@ -318,7 +318,7 @@ async def _send_and_report(
         target=target_entry(journal.scope.target),
     )
     if config.summary_json:
-        write_json(config.summary_json, summary.as_json())
+        write_json(config.summary_json, scrubbed(summary.as_json(), (config.api_key.reveal(),)))
     publish(uploads, config)
     return summary, cancelled
 

@@ -180,6 +180,23 @@ def test_s3_object_replaced_between_runs_sends_only_its_new_events(work: Path, s
     assert sorted(sent_ids(mock), key=lambda c: int(c[1:])) == [f"C{i}" for i in range(1, 81)]
 
 
+def test_s3_object_rewritten_with_the_same_size_is_imported_again(work: Path, s3: S3, bucket: str, mock: Mock) -> None:
+    """A nightly export rewritten under the same name with the same byte count is a new
+    version: its new events go out (the size alone must not pass it as already done)."""
+    client = s3.client()
+    first = csv_bytes(1, 50)
+    rewritten = first.replace(b".5\n", b".7\n")  # every total changed, not one byte more or less
+    assert len(rewritten) == len(first) and rewritten != first
+    client.put_object(Bucket=bucket, Key="d/orders.csv", Body=first)
+    assert run(work, s3.env(), mock, f"s3://{bucket}/d/orders.csv", "--report", "r.csv").returncode == 0
+    client.put_object(Bucket=bucket, Key="d/orders.csv", Body=rewritten)
+    res = run(work, s3.env(), mock, f"s3://{bucket}/d/orders.csv", "--report", "r.csv")
+    assert res.returncode == 0, res.stderr
+    assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 50}
+    totals = [str(r["body"]["dataFields"][0]["value"]) for r in mock.received()]
+    assert len(totals) == 100 and sum(t.endswith(".70") for t in totals) == 50, totals
+
+
 def test_s3_object_changed_while_it_is_copied_is_refused(s3: S3, bucket: str, monkeypatch: Any) -> None:
     for name, value in s3.env().items():
         monkeypatch.setenv(name, value)

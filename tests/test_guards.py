@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import signal
 import threading
 import time
@@ -199,10 +201,40 @@ def test_canary_one_bad_among_the_first_rows(work: Path, mock_factory: Any) -> N
 # --- --notify-url ---------------------------------------------------------------------------------
 
 
+RAW_EMAIL = re.compile(r"[\w.%+-]{2}@example\.com", re.IGNORECASE)  # a masked one is j***@example.com
+
+
 def check_no_secrets(receiver: Receiver) -> None:
+    assert receiver.raw
     for raw in receiver.raw:
         text = raw.decode()
-        assert KEY not in text and "@example.com" not in text.lower()
+        assert KEY not in text and not RAW_EMAIL.search(text), text
+
+
+def test_a_key_and_an_email_in_paths_stay_out_of_notifications_summaries_metrics_and_output(
+    work: Path, mock: Mock, receiver: Receiver
+) -> None:
+    """Paths are quoted in the notification, --summary-json, the metrics file and the
+    summary on stdout; a path can carry the key (a folder named after it) or an email
+    (an export per customer): neither may go out as it is."""
+    folder = work / f"drop-{KEY}"
+    folder.mkdir()
+    customers_csv(folder / "john.doe@example.com.csv", 20)
+    shutil.copy(work / "m.yaml", work / f"m-{KEY}.yaml")
+    res = run_cli(
+        "run", f"{folder.name}/john.doe@example.com.csv", "--mapping", f"m-{KEY}.yaml", "--base-url", mock.url,
+        "--state-dir", "state", "--report", "jane.roe@example.com.csv", "--errors", f"e-{KEY}.csv",
+        "--notify-url", receiver.url, "--summary-json", "s.json", "--metrics-file", "m.prom", cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert mock.stats()["requests"] == 20
+    check_no_secrets(receiver)
+    (body,) = receiver.bodies
+    assert body["inputs"][0]["file"].endswith("***@example.com.csv")  # the path was there, masked
+    assert body["report"].endswith("j***@example.com.csv") and body["mapping"] == "m-***.yaml"
+    for text in (res.stdout, res.stderr, (work / "s.json").read_text(), (work / "m.prom").read_text()):
+        assert KEY not in text and not RAW_EMAIL.search(text), text
+    assert "report: j***@example.com.csv" in res.stdout
 
 
 def test_notify_on_success_and_on_rows_not_sent(work: Path, mock_factory: Any, receiver: Receiver) -> None:

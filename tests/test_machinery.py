@@ -123,6 +123,13 @@ def test_a_disk_filling_up_mid_run_stops_it_and_the_rerun_loses_and_repeats_noth
     assert "state directory: database or disk is full" in res.stderr and "Traceback" not in res.stderr
     sent_then = mock.stats()["requests"]
     assert 0 < sent_then < 6000
+    # The failed run's own report: every row once, those whose answers could not be recorded
+    # unknown (never the journal's own "inflight"), nothing received left unmentioned.
+    stopped = read_report(work / "r.csv")
+    assert [int(r["row_number"]) for r in stopped] == list(range(1, 6001))
+    own = Counter(r["status"] for r in stopped)
+    assert set(own) <= {"sent", "unknown", "not_attempted"} and own["unknown"] <= 8, own
+    assert {r["customer_ref"] for r in stopped if r["status"] != "not_attempted"} >= set(delivered(mock))
     subprocess.run(["mount", "-o", "remount,size=20m", str(tiny_fs)], check=True)
     rerun = run_cli(*run_args(mock, state=state), cwd=work)
     assert rerun.returncode in (0, 75), rerun.stderr  # 75 while rows are unknown
@@ -359,7 +366,7 @@ def test_an_internal_error_exits_70_with_one_line_a_log_and_the_report(
     def buggy(self: Any, rows: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 6:  # rows 251-300: the first 250 were queued (and most sent) by then
-            raise ZeroDivisionError("a bug")
+            raise ZeroDivisionError(f"a bug near {KEY} and John.Doe@example.com")  # a message quoting both
         return real(self, rows)
 
     monkeypatch.setattr(source, "STAMP_EVERY", 50)  # batches of 50 rows
@@ -369,9 +376,12 @@ def test_an_internal_error_exits_70_with_one_line_a_log_and_the_report(
     code = main(run_args(mock, "--no-progress"))
     err = capsys.readouterr().err
     assert code == 70
-    assert "internal error (a bug in ecdp-import, not in your input): ZeroDivisionError: a bug" in err
+    assert "internal error (a bug in ecdp-import, not in your input): ZeroDivisionError: a bug near *** and " in err
     assert "Traceback" not in err
-    assert "ZeroDivisionError" in (work / "state" / "errors.log").read_text()
+    log = (work / "state" / "errors.log").read_text()
+    assert "ZeroDivisionError: a bug near *** and J***@example.com" in log and "Traceback" in log
+    for text in (err, log):
+        assert KEY not in text and "john.doe@example.com" not in text.lower()
     report = read_report(work / "r.csv")
     assert len(report) == 300 and Counter(r["status"] for r in report)["sent"] >= 100
 
