@@ -36,12 +36,17 @@ from importer.config import (
 )
 from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, masked, scrubbed, without_api_words
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
+from importer.postgres import DEFAULT_SCHEMA, check_schema, url_password
+from importer.postgres import is_url as is_state_url
+from importer.postgres import shown_url as shown_state_url
 from importer.progress import Progress
 from importer.scaffold import scaffold
 from importer.sender import StopReason, StopToken
 from importer.source import open_source
 
 PROG = "ecdp-import"
+STATE_URL_ENV = "ECDP_IMPORT_STATE_URL"
+STATE_SCHEMA_ENV = "ECDP_IMPORT_STATE_SCHEMA"
 EXIT_CONFIG = 2
 EXIT_ABORTED = 3
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug, not the input; distinct from 1 ("some rows not sent")
@@ -85,6 +90,8 @@ def _remember_secrets(argv: Sequence[str]) -> None:
     """The values that follow, or are glued to, any option naming a key."""
     key = os.environ.get("ECDP_API_KEY", "").strip()
     found = [key] if len(key) >= 4 else []
+    # The password of a state database URL, wherever it was given.
+    found += [url_password(a.partition("=")[2] or a) for a in [*argv, os.environ.get(STATE_URL_ENV, "")] if "://" in a]
     for i, arg in enumerate(argv):
         option, eq, value = arg.partition("=")
         option = option.lower()
@@ -278,6 +285,7 @@ def build_parser() -> _Parser:
         help="journal directory (default $ECDP_IMPORT_STATE_DIR, else $XDG_STATE_HOME/ecdp-import, "
         "else ~/.local/state/ecdp-import; an existing ./.ecdp-import is still used)",
     )
+    _add_state_url(run)
     run.add_argument(
         "--ca-bundle",
         metavar="FILE",
@@ -392,6 +400,7 @@ def build_parser() -> _Parser:
         description="Every import in the state directory, newest first, with its counts per status.",
     )
     status.add_argument("--state-dir", metavar="DIR", help="default: as for run")
+    _add_state_url(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     prune = sub.add_parser(
@@ -402,6 +411,7 @@ def build_parser() -> _Parser:
     )
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w, 36h")
     prune.add_argument("--state-dir", metavar="DIR", help="default: as for run")
+    _add_state_url(prune)
     prune.add_argument("--dry-run", action="store_true", help="say what would be dropped, drop nothing")
 
     mock = sub.add_parser(
@@ -499,6 +509,34 @@ def _dispatch(args: argparse.Namespace, ended: dict[str, Any] | None = None) -> 
         return EXIT_SOFTWARE
 
 
+def _add_state_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-url",
+        metavar="URL",
+        help=f"keep the state in PostgreSQL (postgresql://user@host/db; default ${STATE_URL_ENV}) "
+        "instead of the state directory: for containers, whose disk does not outlive the run",
+    )
+    parser.add_argument(
+        "--state-schema",
+        metavar="NAME",
+        help=f"the schema of --state-url's tables (default ${STATE_SCHEMA_ENV}, else {DEFAULT_SCHEMA})",
+    )
+
+
+def _state_url(args: argparse.Namespace) -> tuple[str | None, str]:
+    """(--state-url or $ECDP_IMPORT_STATE_URL, the schema); an explicit --state-dir beats
+    the environment's URL, and is refused beside an explicit --state-url."""
+    url = args.state_url
+    if url and args.state_dir:
+        raise ConfigError("--state-dir and --state-url name two places for the state: give one")
+    if not url and not args.state_dir:
+        url = os.environ.get(STATE_URL_ENV, "").strip() or None
+    if url and not is_state_url(url):
+        raise ConfigError(f"--state-url takes a postgresql:// URL, got {shown_state_url(url)}")
+    schema = args.state_schema or os.environ.get(STATE_SCHEMA_ENV, "").strip() or DEFAULT_SCHEMA
+    return url, check_schema(schema)
+
+
 def _tell(args: argparse.Namespace, ended: dict[str, Any], code: int) -> None:
     """``--notify-url`` and ``--metrics-file``: after every run, whatever its end."""
     if not (args.notify_url or args.metrics_file):
@@ -539,8 +577,9 @@ def _log_internal_error(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace, ended: dict[str, Any]) -> int:
     base_url = check_base_url(args.base_url or os.environ.get("ECDP_BASE_URL") or DEFAULT_BASE_URL)
+    state_url, state_schema = _state_url(args)
     state_dir, notice = (args.state_dir, None) if args.state_dir else default_state_dir()
-    if notice:
+    if notice and not state_url:
         _note(notice)
     config = RunConfig(
         inputs=tuple(args.inputs),
@@ -567,6 +606,8 @@ def _run(args: argparse.Namespace, ended: dict[str, Any]) -> int:
         max_invalid=args.max_invalid,
         max_rejected=args.max_rejected,
         canary=args.canary,
+        state_url=state_url,
+        state_schema=state_schema,
     )
     progress = None
     if not args.no_progress:
@@ -629,14 +670,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    imports = history.overview(args.state_dir or default_state_dir()[0])
+    imports = history.overview(args.state_dir or default_state_dir()[0], *_state_url(args))
     _out(orjson.dumps(imports, option=orjson.OPT_INDENT_2).decode() if args.json else history.render(imports))
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
     window = history.parse_window(args.older_than)
-    imports, rows = history.prune(args.state_dir or default_state_dir()[0], window, args.dry_run)
+    imports, rows = history.prune(args.state_dir or default_state_dir()[0], window, args.dry_run, *_state_url(args))
     verb = "would drop" if args.dry_run else "dropped"
     counted = f"{len(imports)} finished import(s) older than {args.older_than}"
     _out(f"{verb} {counted} ({rows:,} rows and their ledger entries)")

@@ -42,7 +42,7 @@ def masked(text: str) -> str:
     (``+48***56``) masked: the one filter every message quoting a file's values or
     header, or an API's words, goes through before a terminal, a log or a webhook."""
     if "@" in text:
-        text = _EMAIL.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
+        text = _EMAIL.sub(_mask_email, text)
     return _PHONE.sub(_mask_phone, text) if _DIGIT_RUN.search(text) else text
 
 
@@ -60,6 +60,15 @@ def scrubbed(value: Any, secrets: tuple[str, ...] | list[str] = ()) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrubbed(v, secrets) for v in value]
     return value
+
+
+def _mask_email(match: re.Match[str]) -> str:
+    if match.group(1).startswith("//") and match.string[: match.start()].endswith(_DB_SCHEMES):
+        return match.group(0)  # the user of a state database URL (postgresql://user@host), not an email
+    return f"{match.group(1)[:1]}***@{match.group(2)}"
+
+
+_DB_SCHEMES = ("postgresql:", "postgres:")
 
 
 def _mask_phone(match: re.Match[str]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from importer.errors import ConfigError, StateError
 from importer.journal import DB_NAME, DONE, REPORTED, Journal
+from importer.postgres import DEFAULT_SCHEMA, PgJournal
 
 _WINDOW = re.compile(r"(\d+)\s*([dhw])")
 _UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -27,26 +28,32 @@ def parse_window(text: str) -> timedelta:
     return int(found.group(1)) * _UNIT[found.group(2)]
 
 
-def overview(state_dir: str) -> list[dict[str, Any]]:
+def overview(state_dir: str, state_url: str | None = None, schema: str = DEFAULT_SCHEMA) -> list[dict[str, Any]]:
     """Every import, newest first: file, content hash, rows, counts per status, when it
-    started and finished. Read-only: it works while a run holds the directory."""
+    started and finished. Read-only: it works while a run holds the directory (or the
+    database of ``state_url``)."""
+    if state_url:
+        journal = PgJournal(state_url, schema)
+        try:
+            return _overview(journal.db, journal.columns())
+        finally:
+            journal.close()
     path = Path(state_dir) / DB_NAME
     if not path.is_file():
         raise StateError(f"no journal in {state_dir} (nothing imported with this state directory yet)")
     try:
         with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as db:
-            return _overview(db)
+            return _overview(db, {str(r[1]) for r in db.execute("PRAGMA table_info(imports)")})
     except sqlite3.Error as exc:
         raise StateError(f"cannot read the journal {path}: {exc}") from exc
 
 
-def _overview(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def _overview(db: Any, columns: set[str]) -> list[dict[str, Any]]:
     counts: dict[int, dict[str, int]] = {}
     for import_id, status, n in db.execute("SELECT import_id, status, count(*) FROM rows GROUP BY import_id, status"):
         shown = REPORTED.get(status, status)
         by_import = counts.setdefault(import_id, {})
         by_import[shown] = by_import.get(shown, 0) + n
-    columns = {r[1] for r in db.execute("PRAGMA table_info(imports)")}
     finished_at = "finished_at" if "finished_at" in columns else "NULL"
     scoped = "mapping_path" in columns  # a journal of an older version, read before any run migrated it
     targets = dict(_targets(db)) if scoped else {}
@@ -69,7 +76,7 @@ def _overview(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
-def _targets(db: sqlite3.Connection) -> Iterator[tuple[int, dict[str, str]]]:
+def _targets(db: Any) -> Iterator[tuple[int, dict[str, str]]]:
     for target_id, base_url, key in db.execute("SELECT id, base_url, key_fingerprint FROM targets"):
         yield target_id, {"base_url": base_url, "key_fingerprint": key[:8]}
 
@@ -90,15 +97,21 @@ def render(imports: list[dict[str, Any]]) -> str:
     return "\n".join(lines).replace("UNFINISHED", "unfinished")
 
 
-def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[list[str], int]:
+def prune(
+    state_dir: str, window: timedelta, dry_run: bool, state_url: str | None = None, schema: str = DEFAULT_SCHEMA
+) -> tuple[list[str], int]:
     """Drop finished imports older than ``window`` with their rows and ledger entries, then
     compact; unfinished imports are never touched. Returns the imports dropped (a line
     each: when, file, rows) and the rows dropped."""
-    if not (Path(state_dir) / DB_NAME).is_file():
+    if state_url:
+        journal: Journal = PgJournal(state_url, schema)
+    elif not (Path(state_dir) / DB_NAME).is_file():
         raise StateError(f"no journal in {state_dir}")
-    journal = Journal(state_dir)
+    else:
+        journal = Journal(state_dir)
     try:
         journal.verified()
+        journal.lock_all()
         cutoff = (datetime.now(UTC) - window).isoformat(timespec="seconds")
         old = [
             import_id
@@ -127,7 +140,7 @@ def prune(state_dir: str, window: timedelta, dry_run: bool) -> tuple[list[str], 
             ):
                 journal.db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", old)
             journal.db.execute("COMMIT")
-            journal.db.execute("VACUUM")
+            journal.compact()
         return described, rows
     finally:
         journal.close()

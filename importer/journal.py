@@ -119,7 +119,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 """
 _LEDGER = (
     "INSERT INTO ledger (target_id, identity, import_id, row_number) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT DO UPDATE SET import_id = excluded.import_id, row_number = excluded.row_number"
+    "ON CONFLICT (target_id, identity) DO UPDATE SET import_id = excluded.import_id, row_number = excluded.row_number"
 )
 # Entries of target 0 were recorded before the ledger knew targets: they hold for every target.
 _HOLDERS = (
@@ -134,15 +134,15 @@ Verify = Callable[[list[tuple[bytes, int]]], bool]
 LEGACY_SAMPLE = 20  # rows of a schema-1 import whose events are rendered again to recognise its mapping
 _START = (
     "INSERT INTO rows (import_id, row_number, status, attempts, customer_ref) "
-    "VALUES (?, ?, 'inflight', 1, ?) ON CONFLICT DO UPDATE SET status = 'inflight', "
-    "attempts = attempts + 1, customer_ref = excluded.customer_ref"
+    "VALUES (?, ?, 'inflight', 1, ?) ON CONFLICT (import_id, row_number) DO UPDATE SET status = 'inflight', "
+    "attempts = rows.attempts + 1, customer_ref = excluded.customer_ref"
 )
 _FINISH = (
     "UPDATE rows SET status = ?, http_status = ?, substatus = ?, detail = ? WHERE import_id = ? AND row_number = ?"
 )
 _UNSENT = (
     "INSERT INTO rows (import_id, row_number, status, detail, customer_ref) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status, "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (import_id, row_number) DO UPDATE SET status = excluded.status, "
     "http_status = NULL, substatus = NULL, detail = excluded.detail, "
     "customer_ref = excluded.customer_ref"
 )
@@ -213,8 +213,9 @@ class RowStatuses:
         return self.NAMES[self._codes[row_number]]
 
 
-def _fault(exc: object) -> JournalFault:
-    return JournalFault(f"state directory: {exc}; stopped sending (rows on the wire will read back as unknown)")
+def _fault(exc: object, where: str = "state directory") -> JournalFault:
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # PostgreSQL adds lines of context
+    return JournalFault(f"{where}: {said}; stopped sending (rows on the wire will read back as unknown)")
 
 
 class Journal:
@@ -227,19 +228,10 @@ class Journal:
     """
 
     def __init__(self, state_dir: str, durable: bool = True) -> None:
+        self._setup("state directory")
         self.dir = Path(state_dir)
         self.path = self.dir / DB_NAME
         self._marker = self.dir / MARKER_NAME
-        self.on_fault: Callable[[JournalFault], None] | None = None
-        self.fault: JournalFault | None = None
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._ledger: list[tuple[int, bytes, int, int]] = []
-        self.target_id = 0  # until use_scope: legacy entries only
-        self._orphaned = False  # the journal was deleted under the run: restore it at close
-        self.scope = UNSCOPED
-        self._waiters: list[asyncio.Future[None]] = []
-        self._scheduled = False
-        self._next_watch = 0.0
         self._lock = self._take_lock(state_dir)
         try:
             self.db = self._open(durable)
@@ -254,6 +246,21 @@ class Journal:
         except StateError:
             self._lock.close()
             raise
+
+    def _setup(self, where: str) -> None:
+        """What every store starts with; ``where`` names it in messages."""
+        self.where = where
+        self.errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)  # what a failing store raises
+        self.on_fault: Callable[[JournalFault], None] | None = None
+        self.fault: JournalFault | None = None
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._ledger: list[tuple[int, bytes, int, int]] = []
+        self.target_id = 0  # until use_scope: legacy entries only
+        self._orphaned = False  # the journal was deleted under the run: restore it at close
+        self.scope = UNSCOPED
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self._next_watch = 0.0
 
     def _take_lock(self, state_dir: str) -> Any:
         try:
@@ -463,6 +470,16 @@ class Journal:
                 self.db.close()
             self._lock.close()
 
+    def columns(self) -> set[str]:
+        """The columns of ``imports`` (a journal of an older version has fewer)."""
+        return {str(r[1]) for r in self.db.execute("PRAGMA table_info(imports)")}
+
+    def lock_all(self) -> None:
+        """For ``prune``: the state directory's lock, taken when it was opened, is all."""
+
+    def compact(self) -> None:
+        self.db.execute("VACUUM")
+
     def use_scope(self, scope: Scope) -> None:
         """The mapping and target every import of this run is resolved under; the ledger
         is read and written for that target only."""
@@ -510,7 +527,7 @@ class Journal:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         cur = self.db.execute(
             "INSERT INTO imports (path, fingerprint, size, created_at, content, mapping_fingerprint, mapping_path, "
-            "mapping_event, target_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "mapping_event, target_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 real,
                 identity,
@@ -523,7 +540,7 @@ class Journal:
                 self.target_id,
             ),
         )
-        import_id = int(cur.lastrowid or 0)
+        import_id = int(cur.fetchone()[0])
         self.db.execute("INSERT INTO import_paths (path, import_id) VALUES (?, ?)", (real, import_id))
         return import_id
 
@@ -774,8 +791,10 @@ class Journal:
             self._watch()
             if pending:
                 self._commit(pending, ledger)
-        except (sqlite3.Error, OSError, JournalFault) as exc:
-            fault = exc if isinstance(exc, JournalFault) else _fault(exc)
+        except Exception as exc:
+            if not isinstance(exc, (JournalFault, *self.errors)):
+                raise
+            fault = exc if isinstance(exc, JournalFault) else _fault(exc, self.where)
             self._fail(fault, waiters)
             if self._orphaned:  # outcomes still go to the open connection; no request starts
                 kept = [(sql, params) for sql, params in pending if sql != _START]
@@ -796,7 +815,7 @@ class Journal:
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self.errors):
                     self.db.execute("ROLLBACK")
             raise
 

@@ -24,6 +24,8 @@ from importer.ledger import body_identity, identity_function
 from importer.mapping import load_mapping
 from importer.memory import TableSource, check_import_key, is_in_memory
 from importer.payload import PayloadBuilder
+from importer.postgres import PgJournal
+from importer.postgres import shown_url as shown_state_url
 from importer.progress import duration
 from importer.report import check_outputs, is_report, report_format
 from importer.scope import Target, scope_of
@@ -173,7 +175,7 @@ def prepare_run(
 
     def journal_now() -> Journal:
         if not opened:
-            journal = Journal(config.state_dir, durable=config.durable)
+            journal = open_journal(config)
             opened.append(journal)
             journal.use_scope(scope)
         return opened[0]
@@ -277,7 +279,20 @@ def plan_line(sources: list[Source], config: RunConfig, target: Target, done_bef
         text += "no rate limit"
     if config.no_dedup:
         text += "; dedup off (--no-dedup): events already sent are sent again"
-    return text + f"; mapping {config.mapping}; to {target.describe()}; state directory {config.state_dir}"
+    return text + f"; mapping {config.mapping}; to {target.describe()}; {state_description(config)}"
+
+
+def open_journal(config: RunConfig) -> Journal:
+    """The run's store: the PostgreSQL schema of ``state_url``, else the state directory."""
+    if config.state_url:
+        return PgJournal(config.state_url, config.state_schema)
+    return Journal(config.state_dir, durable=config.durable)
+
+
+def state_description(config: RunConfig) -> str:
+    if config.state_url:
+        return f"state database {shown_state_url(config.state_url)} (schema {config.state_schema})"
+    return f"state directory {config.state_dir}"
 
 
 def plan_inputs(

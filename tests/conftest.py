@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +87,84 @@ def mock(mock_factory: Any) -> Mock:
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECDP_")}
     env["ECDP_API_KEY"] = KEY
+    if STORE["url"]:  # a run without --state-dir keeps its state in this test's database
+        env["ECDP_IMPORT_STATE_URL"] = STORE["url"]
+        env["ECDP_IMPORT_STATE_SCHEMA"] = schema_for("default")
     env.update(extra)
     return env
+
+
+# --- the state store under test ---------------------------------------------------------------
+# Modules that say ``pytestmark = pytest.mark.usefixtures("store")`` run every test twice:
+# with the state directory (SQLite), and with PostgreSQL, where each ``--state-dir DIR`` of
+# the CLI becomes ``--state-url URL --state-schema S``, one schema per directory and test:
+# two state directories stay two states, exactly as on disk.
+STORE: dict[str, str | None] = {"url": None, "test": None}
+
+
+def schema_for(state_dir: str) -> str:
+    digest = hashlib.blake2b(state_dir.encode(), digest_size=4).hexdigest()
+    return f"{STORE['test']}_{digest}"
+
+
+def with_store(args: tuple[str, ...] | list[str]) -> list[str]:
+    """``args`` with every ``--state-dir DIR`` turned into this test's PostgreSQL schema."""
+    out = list(args)
+    if not STORE["url"]:
+        return out
+    for i, arg in enumerate(out):
+        if arg == "--state-dir" and i + 1 < len(out):
+            out[i : i + 2] = ["--state-url", str(STORE["url"]), "--state-schema", schema_for(out[i + 1])]
+            return with_store(out)
+        if arg.startswith("--state-dir="):
+            out[i : i + 1] = ["--state-url", str(STORE["url"]), "--state-schema", schema_for(arg.split("=", 1)[1])]
+            return with_store(out)
+    return out
+
+
+def state_sql(work: Path, state_dir: str, sql: str) -> None:
+    """Run ``sql`` on the store of ``--state-dir STATE_DIR`` (the test's own hand on it: to
+    age imports for prune, say), whichever store is under test."""
+    if STORE["url"]:
+        import psycopg
+
+        with psycopg.connect(str(STORE["url"]), autocommit=True) as db:
+            db.execute(f"SET search_path TO {schema_for(state_dir)}")
+            db.execute(sql.replace("%", "%%"), [])
+        return
+    import sqlite3
+
+    db = sqlite3.connect(work / state_dir / "journal.sqlite3")
+    try:
+        db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    from tests import pgserver
+
+    try:
+        server = pgserver.start()
+    except pgserver.Unavailable as exc:
+        pytest.skip(f"the PostgreSQL store is not tested here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "postgres":
+        server = request.getfixturevalue("pg_server")
+        STORE.update(url=server.url(), test=f"t{uuid.uuid4().hex[:12]}")
+        try:
+            yield "postgres"
+        finally:
+            STORE.update(url=None, test=None)
+    else:
+        yield "sqlite"
 
 
 def run_cli(
@@ -94,7 +172,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m importer ARGS`` as a user would, capturing its output."""
     return subprocess.run(
-        [sys.executable, "-m", "importer", *args],
+        [sys.executable, "-m", "importer", *with_store(args)],
         cwd=cwd,
         env=env if env is not None else cli_env(),
         capture_output=True,
@@ -105,7 +183,7 @@ def run_cli(
 
 def popen_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "importer", *args],
+        [sys.executable, "-m", "importer", *with_store(args)],
         cwd=cwd,
         env=env if env is not None else cli_env(),
         stdout=subprocess.PIPE,

@@ -29,7 +29,9 @@ import pytest
 from importer import RunConfig, Secret, StopToken, remote, run_import
 from importer.config import SourceOptions
 from importer.errors import ConfigError, InputError
-from tests.conftest import CUSTOMER_MAPPING, Mock, cli_env, read_report
+from tests.conftest import CUSTOMER_MAPPING, Mock, cli_env, read_report, with_store
+
+pytestmark = pytest.mark.usefixtures("store")
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -118,7 +120,12 @@ def work(tmp_path: Path) -> Path:
 
 def cli(work: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "importer", *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "importer", *with_store(args)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -24,6 +24,8 @@ from tests.conftest import (
     write_csv,
 )
 
+pytestmark = pytest.mark.usefixtures("store")
+
 ORDERS_MAPPING = """\
 endpoint: customer
 custom_event_id: 4242

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Mock, popen_cli, read_report, run_cli
+from tests.conftest import Mock, popen_cli, read_report, run_cli, state_sql
+
+pytestmark = pytest.mark.usefixtures("store")
 
 MAPPING = """\
 endpoint: customer
@@ -173,10 +174,7 @@ def test_status_lists_imports_newest_first_and_prune_drops_finished_old_ones(wor
     assert doc[0]["finished"] is False and doc[2]["counts"] == {"sent": 10}
     text = run_cli("status", "--state-dir", "state", cwd=work).stdout
     assert "unfinished" in text and "a.csv" in text
-    db = sqlite3.connect(work / "state" / "journal.sqlite3")
-    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-02T00:00:00+00:00'")
-    db.commit()
-    db.close()
+    state_sql(work, "state", "UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-02T00:00:00+00:00'")  # fmt: skip
     dry = run_cli("prune", "--older-than", "90d", "--state-dir", "state", "--dry-run", cwd=work)
     assert dry.returncode == 0 and "would drop 2 finished import(s)" in dry.stdout
     res = run_cli("prune", "--older-than", "90d", "--state-dir", "state", cwd=work)
@@ -215,10 +213,7 @@ def test_a_held_row_is_not_sent_once_its_holder_was_pruned(work: Path, mock_fact
     write_orders(work / "h.csv", range(1, 3), reorder=True)
     assert run(work, mock, "h.csv").returncode == 0  # O1 held by u.csv's unknown row, O2 sent
     assert run(work, mock, "u.csv", "--resend-unknown").returncode == 0  # O1 checked and resent
-    db = sqlite3.connect(work / "state" / "journal.sqlite3")
-    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00' WHERE path LIKE '%u.csv'")  # fmt: skip
-    db.commit()
-    db.close()
+    state_sql(work, "state", "UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00' WHERE path LIKE '%u.csv'")  # fmt: skip
     assert "dropped 1 finished import" in run_cli("prune", "--older-than", "30d", "--state-dir", "state", cwd=work).stdout  # fmt: skip
     res = run(work, mock, "h.csv", "--resend-unknown")
     assert res.returncode == 0, res.stderr

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import CUSTOMER_MAPPING, Mock, customers_csv, popen_cli, read_report, run_cli
 
+pytestmark = pytest.mark.usefixtures("store")
+
 ROWS = 300
 
 
@@ -166,7 +168,7 @@ def test_a_second_run_on_the_same_state_dir_is_refused(workdir: Path, mock_facto
     wait_for(lambda: mock.stats()["requests"] >= 2)
     second = run_cli(*args_for(mock), cwd=workdir)
     assert second.returncode == 2
-    assert "another ecdp-import run is using the state directory state" in second.stderr
+    assert "another ecdp-import run is using the state " in second.stderr and "wait for it to finish" in second.stderr
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=30)
     assert run_cli(*args_for(mock), cwd=workdir).returncode == 0
