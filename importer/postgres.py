@@ -21,16 +21,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from importer.errors import ConfigError, StateError
+from importer.errors import ConfigError, JournalFault, StateError
 from importer.journal import SCHEMA_VERSION, Journal
 from importer.scope import Scope
 
 DEFAULT_SCHEMA = "ecdp_import"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is an error, not a hang
+RECONNECT_FOR = 5.0  # seconds a stopped run tries to reach a restarted server for its report
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS targets (
@@ -124,10 +126,19 @@ def check_schema(name: str) -> str:
 
 
 class _Connection:
-    """A psycopg connection with the surface of ``sqlite3.Connection`` the journal uses."""
+    """A psycopg connection with the surface of ``sqlite3.Connection`` the journal uses.
 
-    def __init__(self, conn: Any) -> None:
+    A lost connection (the server restarted, the network cut) is a ``JournalFault``: the
+    run stops sending. Once it has (``read_only``), a statement on a lost connection is
+    tried again on a new one for a few seconds, so that the report can still be written
+    from what was committed; never before, since a new session would not hold the lock.
+    """
+
+    def __init__(self, conn: Any, reconnect: Any = None, where: str = "the state database") -> None:
         self.conn = conn
+        self.reconnect = reconnect
+        self.where = where
+        self.read_only = False
         self._sql: dict[str, str] = {}
 
     def _translate(self, sql: str) -> str:
@@ -140,11 +151,36 @@ class _Connection:
         return found
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.conn.execute(self._translate(sql), list(params))
+        try:
+            return self.conn.execute(self._translate(sql), list(params))
+        except _psycopg().OperationalError as exc:
+            if not (self.read_only and self._reconnected()):
+                raise self._lost(exc) from None
+            return self.conn.execute(self._translate(sql), list(params))
 
     def executemany(self, sql: str, rows: Any) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(self._translate(sql), rows)
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._translate(sql), rows)
+        except _psycopg().OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: BaseException) -> JournalFault:
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return JournalFault(f"{self.where}: {said}; stopped sending (rows on the wire will read back as unknown)")
+
+    def _reconnected(self) -> bool:
+        if self.reconnect is None or not self.conn.closed and not self.conn.broken:
+            return False
+        deadline = time.monotonic() + RECONNECT_FOR
+        while True:
+            try:
+                self.conn = self.reconnect()
+                return True
+            except _psycopg().Error:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
 
     @property
     def in_transaction(self) -> bool:
@@ -176,10 +212,16 @@ def connect(url: str, schema: str) -> tuple[Any, _Connection]:
         raise StateError(f"cannot connect to the state database {where}: {_words(exc, url)}") from None
     except ValueError as exc:  # a URL libpq cannot parse
         raise ConfigError(f"--state-url {where}: {_words(exc, url)}") from None
-    db = _Connection(conn)
+
+    def reconnect() -> Any:
+        again = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="ecdp-import")
+        again.execute(f'SET search_path TO "{schema}"')
+        return again
+
+    db = _Connection(conn, reconnect, f"the state database {where} (schema {schema})")
     try:
         _prepare_schema(db, schema)
-    except psycopg.Error as exc:
+    except (psycopg.Error, JournalFault) as exc:
         conn.close()
         raise StateError(f"cannot use the schema {schema} of the state database {where}: {_words(exc, url)}") from None
     return psycopg, db
@@ -282,6 +324,10 @@ class PgJournal(Journal):
 
     def verified(self, stopped: Any = None) -> bool:
         return True
+
+    def _fail(self, fault: JournalFault, waiters: list[Any]) -> None:
+        super()._fail(fault, waiters)
+        self.db.read_only = True  # type: ignore[attr-defined]  # sending stops: reads may reconnect
 
     def _watch(self) -> None:
         pass

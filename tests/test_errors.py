@@ -106,6 +106,7 @@ def test_masked_keeps_what_is_no_customer_data(text: str) -> None:
 @given(st.emails())
 def test_no_email_survives(email: str) -> None:
     assume("'" not in email)  # a quote ends a quoted value in a message, not an address
+    assume(not email.startswith("*"))  # "*@a.ac" masks to "****@a.ac", which contains it: nothing is shown
     assert email not in masked(f"its columns: {email}, 10.00")
     assert email not in masked(f"{email},x") and email not in shown(email)
 

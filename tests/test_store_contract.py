@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from importer import RunConfig, run_import
 from importer.journal import Journal
 from importer.mapping import compile_mapping, parse_yaml
+from importer.postgres import PgJournal
 from importer.scope import scope_of
 from importer.transport import Response
 from tests.conftest import CUSTOMER_MAPPING, KEY, customers_csv, read_report
@@ -65,11 +67,37 @@ class SqliteStore:
         return Journal(self.state_dir, durable=False)
 
 
-STORES = [SqliteStore]
+class PostgresStore(SqliteStore):
+    """The state in a PostgreSQL schema of its own (``--state-url``)."""
+
+    name = "postgres"
+
+    def __init__(self, tmp_path: Path, url: str) -> None:
+        super().__init__(tmp_path)
+        self.url = url
+        self.schema = f"c{uuid.uuid4().hex[:12]}"
+
+    def config(self, **kwargs: Any) -> dict[str, Any]:
+        return {"state_url": self.url, "state_schema": self.schema, **kwargs}
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f"SET search_path TO {self.schema}")
+            return db.execute(sql.replace("?", "%s"), params).fetchall()
+
+    def open(self) -> Journal:
+        return PgJournal(self.url, self.schema)
+
+
+STORES = [SqliteStore, PostgresStore]
 
 
 @pytest.fixture(params=STORES, ids=lambda kind: kind.name)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param is PostgresStore:
+        return PostgresStore(tmp_path, request.getfixturevalue("pg_server").url())
     return request.param(tmp_path)
 
 

@@ -1,0 +1,278 @@
+"""The state in PostgreSQL (``--state-url``), what only a database store has to show: kill
+-9 at random instants, two runs that share nothing but the database, several business
+units in one database, faults of the server (unreachable, refused, restarted, slow), the
+password kept out of everything, schema versions. Against a real server the suite starts
+(``tests/pgserver.py``); no mock of PostgreSQL anywhere. The tests every store must pass
+are in the modules that say ``pytestmark = pytest.mark.usefixtures("store")``."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.cli import main
+from tests.conftest import CUSTOMER_MAPPING, KEY, Mock, cli_env, customers_csv, read_report
+from tests.pgserver import PASSWORD, Server
+
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture
+def pg(pg_server: Server) -> Server:
+    return pg_server
+
+
+@pytest.fixture
+def schema() -> str:
+    return f"p{uuid.uuid4().hex[:12]}"
+
+
+def args(mock: Mock, pg: Server, schema: str, *extra: str, inputs: tuple[str, ...] = ("in.csv",)) -> list[str]:
+    return [
+        "run", *inputs, "--mapping", "m.yaml", "--base-url", mock.url, "--state-url", pg.url(),
+        "--state-schema", schema, "--report", "r.csv", *extra,
+    ]  # fmt: skip
+
+
+def cli(*argv: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *argv],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def popen(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", *argv], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def delivered(*mocks: Mock) -> Counter[str]:
+    return Counter(r["body"]["customerCrmId"] for m in mocks for r in m.received())
+
+
+def sql(pg: Server, schema: str, statement: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(pg.url(), autocommit=True) as db:
+        db.execute(f"SET search_path TO {schema}")
+        cur = db.execute(statement)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
+    return tmp_path
+
+
+def test_kill_9_at_random_instants_of_a_100k_row_run_loses_and_repeats_nothing(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    rows, kills, concurrency = 100_000, 10, 8
+    customers_csv(work / "in.csv", rows)
+    mock = mock_factory()
+    rng = random.Random(23)
+    for _ in range(kills):
+        before = mock.stats()["requests"]
+        proc = popen(*args(mock, pg, schema, "--concurrency", str(concurrency), "--no-progress"), cwd=work)
+        wait_for(lambda before=before: mock.stats()["requests"] > before)  # sending, not still starting
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    res = cli(*args(mock, pg, schema, "--no-progress"), cwd=work)
+    assert res.returncode in (0, 75), res.stderr  # 75 while rows are unknown
+    got = delivered(mock)
+    assert max(got.values()) == 1, [ref for ref, n in got.items() if n > 1][:5]  # nothing twice
+    report = read_report(work / "r.csv")
+    assert len(report) == rows
+    statuses = Counter(r["status"] for r in report)
+    assert set(statuses) <= {"sent", "unknown"} and statuses["unknown"] <= kills * concurrency, statuses
+    unknown = {r["customer_ref"] for r in report if r["status"] == "unknown"}
+    assert {f"C{i}" for i in range(1, rows + 1)} - set(got) <= unknown  # nothing lost silently
+    assert statuses["sent"] == len(got) - len(unknown & set(got))
+
+
+def test_two_runs_sharing_only_the_database_one_sends_the_other_is_refused(
+    tmp_path: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    mock = mock_factory("--latency-ms", "20")
+    first, second = tmp_path / "pod-a", tmp_path / "pod-b"
+    for pod in (first, second):
+        pod.mkdir()
+        (pod / "m.yaml").write_text(CUSTOMER_MAPPING)
+    customers_csv(first / "in.csv", 2000)
+    shutil.copy(first / "in.csv", second / "in.csv")
+    running = popen(*args(mock, pg, schema, "--concurrency", "4"), cwd=first)
+    wait_for(lambda: mock.stats()["requests"] >= 20)
+    refused = cli(*args(mock, pg, schema), cwd=second)
+    assert refused.returncode == 2, refused.stderr
+    assert "another ecdp-import run is using the state database" in refused.stderr
+    assert "wait for it to finish" in refused.stderr and PASSWORD not in refused.stderr
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+    again = cli(*args(mock, pg, schema), cwd=second)  # the other pod, later: nothing left to send
+    assert again.returncode == 0, again.stderr
+    assert delivered(mock) == Counter({f"C{i}": 1 for i in range(1, 2001)})
+    assert {r["status"] for r in read_report(second / "r.csv")} <= {"sent", "duplicate"}
+
+
+def test_two_business_units_share_a_database_without_waiting_on_each_other(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    """Another API key or base URL is another target: its run is not refused, and its
+    ledger is its own (the same events go to both)."""
+    one, two = mock_factory("--latency-ms", "20"), mock_factory("--latency-ms", "20", name="two.jsonl")
+    customers_csv(work / "in.csv", 600)
+    running = [popen(*args(mock, pg, schema, "--concurrency", "4", "--report", f"r{i}.csv"), cwd=work) for i, mock in enumerate((one, two))]  # fmt: skip
+    for proc in running:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert delivered(one) == delivered(two) == Counter({f"C{i}": 1 for i in range(1, 601)})
+
+
+def test_an_unreachable_database_refused_password_or_missing_privilege_is_exit_2_naming_the_host(
+    work: Path, mock: Mock, pg: Server, schema: str
+) -> None:
+    customers_csv(work / "in.csv", 10)
+    with psycopg.connect(pg.url(), autocommit=True) as db:
+        db.execute("DROP ROLE IF EXISTS reader")
+        db.execute("CREATE ROLE reader LOGIN PASSWORD 'reader-PW-4242'")  # no CREATE on the database
+    closed = pg.url().replace(f":{pg.port}/", ":1/")
+    cases = [
+        (closed, "cannot connect to the state database postgresql://ecdp@127.0.0.1:1/postgres"),
+        (pg.url(password="wrong-PW-1717"), "password authentication failed"),
+        (pg.url(user="reader", password="reader-PW-4242"), f"cannot use the schema {schema} of the state database"),
+    ]
+    for url, words in cases:
+        res = cli("run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-url", url,
+                  "--state-schema", schema, cwd=work)  # fmt: skip
+        assert res.returncode == 2, res.stderr
+        assert words in res.stderr and "127.0.0.1" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) <= 2, res.stderr
+        for secret in (PASSWORD, "wrong-PW-1717", "reader-PW-4242"):
+            assert secret not in res.stderr + res.stdout
+    assert mock.stats()["requests"] == 0
+
+
+def test_the_server_restarted_mid_run_stops_it_and_the_rerun_resumes_exactly(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    customers_csv(work / "in.csv", 3000)
+    mock = mock_factory("--latency-ms", "10")
+    proc = popen(*args(mock, pg, schema, "--concurrency", "8", "--no-progress"), cwd=work)
+    wait_for(lambda: mock.stats()["requests"] >= 200)
+    pg.restart()
+    restarted = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert time.monotonic() - restarted < 10
+    assert "the state database postgresql://ecdp@127.0.0.1" in err and PASSWORD not in err
+    sent_then = mock.stats()["requests"]
+    assert sent_then < 3000
+    res = cli(*args(mock, pg, schema), cwd=work)
+    assert res.returncode in (0, 75), res.stderr
+    got = delivered(mock)
+    assert max(got.values()) == 1
+    report = read_report(work / "r.csv")
+    unknown = {r["customer_ref"] for r in report if r["status"] == "unknown"}
+    assert len(unknown) <= 8
+    assert {f"C{i}" for i in range(1, 3001)} - set(got) <= unknown
+
+
+def test_a_slow_database_slows_the_run_and_no_request_leaves_unrecorded(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    customers_csv(work / "in.csv", 1500)
+    mock = mock_factory("--latency-ms", "5")
+    proc = popen(*args(mock, pg, schema, "--concurrency", "8", "--no-progress"), cwd=work)
+    wait_for(lambda: mock.stats()["requests"] >= 100)
+    held = threading.Event()
+    during: list[int] = []
+
+    def hold_the_rows_table() -> None:
+        with psycopg.connect(pg.url()) as db:  # one transaction: the lock lasts until it ends
+            db.execute(f"LOCK TABLE {schema}.rows IN EXCLUSIVE MODE")
+            held.set()
+            start = mock.stats()["requests"]
+            time.sleep(3)
+            during.append(mock.stats()["requests"] - start)
+
+    locker = threading.Thread(target=hold_the_rows_table)
+    locker.start()
+    held.wait(10)
+    locker.join(30)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert during and during[0] <= 8, during  # at most what was already marked when the lock came
+    assert delivered(mock) == Counter({f"C{i}": 1 for i in range(1, 1501)})
+
+
+def test_the_password_is_in_no_output_plan_line_summary_report_or_notification(
+    work: Path, mock: Mock, pg: Server, schema: str
+) -> None:
+    customers_csv(work / "in.csv", 20)
+    res = cli(*args(mock, pg, schema, "--summary-json", "s.json", "--metrics-file", "m.prom"), cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert f"state database postgresql://ecdp@127.0.0.1:{pg.port}/postgres (schema {schema})" in res.stderr
+    for text in (res.stdout, res.stderr, *(p.read_text() for p in work.iterdir() if p.is_file())):
+        assert PASSWORD not in text
+    status = cli("status", "--state-url", pg.url(), "--state-schema", schema, "--json", cwd=work)
+    assert status.returncode == 0 and json.loads(status.stdout)[0]["counts"] == {"sent": 20}
+    assert PASSWORD not in status.stdout + status.stderr
+
+
+def test_an_internal_error_logs_no_password(work: Path, mock: Mock, pg: Server, schema: str, monkeypatch: Any) -> None:
+    from importer import batch
+
+    def buggy(self: Any, rows: Any) -> Any:
+        raise ZeroDivisionError(f"a bug while talking to {pg.url()}")
+
+    monkeypatch.setattr(batch.BatchRenderer, "render", buggy)
+    monkeypatch.setenv("ECDP_API_KEY", KEY)
+    monkeypatch.setenv("ECDP_IMPORT_STATE_DIR", str(work / "local"))  # where errors.log goes
+    monkeypatch.chdir(work)
+    customers_csv(work / "in.csv", 5)
+    assert main([*args(mock, pg, schema, "--no-progress"), "--state-dir", "elsewhere"]) == 2  # one place, not two
+    assert main(args(mock, pg, schema, "--no-progress")) == 70
+    log = (work / "local" / "errors.log").read_text()
+    assert "ZeroDivisionError: a bug while talking to postgresql://ecdp:***" in log
+    assert PASSWORD not in log
+
+
+def test_a_schema_of_a_newer_version_is_refused_and_a_missing_driver_is_one_line(
+    work: Path, mock: Mock, pg: Server, schema: str, monkeypatch: Any, capsys: Any
+) -> None:
+    customers_csv(work / "in.csv", 5)
+    assert cli(*args(mock, pg, schema), cwd=work).returncode == 0
+    sql(pg, schema, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    res = cli(*args(mock, pg, schema), cwd=work)
+    assert res.returncode == 2 and "written by a newer ecdp-import (schema 99" in res.stderr, res.stderr
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the extra were not installed
+    monkeypatch.setenv("ECDP_API_KEY", KEY)
+    monkeypatch.chdir(work)
+    assert main(args(mock, pg, schema, "--no-progress")) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'ecdp-import[postgres]'" in err and "Traceback" not in err
