@@ -170,7 +170,7 @@ class _Connection:
         return JournalFault(f"{self.where}: {said}; stopped sending (rows on the wire will read back as unknown)")
 
     def _reconnected(self) -> bool:
-        if self.reconnect is None or not self.conn.closed and not self.conn.broken:
+        if self.reconnect is None or (not self.conn.closed and not self.conn.broken):
             return False
         deadline = time.monotonic() + RECONNECT_FOR
         while True:
