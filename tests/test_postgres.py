@@ -276,3 +276,34 @@ def test_a_schema_of_a_newer_version_is_refused_and_a_missing_driver_is_one_line
     assert main(args(mock, pg, schema, "--no-progress")) == 2
     err = capsys.readouterr().err
     assert "pip install 'ecdp-import[postgres]'" in err and "Traceback" not in err
+
+
+def test_state_copy_moves_a_state_directory_and_its_ledger_into_postgresql(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    """A team moving its cron job into containers: what the state directory knows as sent
+    stays sent (ledger included), what it left unfinished resumes, in the database."""
+    mock = mock_factory()
+    customers_csv(work / "a.csv", 300)
+    local = ["--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "state", "--report", "r.csv"]
+    assert cli("run", "a.csv", *local, cwd=work).returncode == 0
+    down = mock_factory("--fail-after", "100", name="down.jsonl", replacing=mock)
+    customers_csv(work / "b.csv", 500)  # C1..C300 again (the ledger's), and 200 new, cut short by an outage
+    assert cli("run", "b.csv", *local, "--max-attempts", "1", cwd=work).returncode == 75
+    copied = cli("state", "copy", "--from", "state", "--to", pg.url(), "--state-schema", schema, cwd=work)
+    assert copied.returncode == 0, copied.stderr
+    assert f"copied state to postgresql://ecdp@127.0.0.1:{pg.port}/postgres (schema {schema}):" in copied.stdout
+    assert PASSWORD not in copied.stdout + copied.stderr
+    counts = dict(line.split() for line in copied.stdout.splitlines()[1:])
+    assert counts["imports"] == "2" and int(counts["ledger"].replace(",", "")) >= 300
+    assert int(counts["rows"].replace(",", "")) >= 600
+    again = cli("state", "copy", "--from", "state", "--to", pg.url(), "--state-schema", schema, cwd=work)
+    assert again.returncode == 2 and "already holds imports" in again.stderr
+    healthy = mock_factory(name="healthy.jsonl", replacing=down)
+    res = cli(*args(healthy, pg, schema, inputs=("b.csv",)), cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert delivered(mock, down, healthy) == Counter({f"C{i}": 1 for i in range(1, 501)})
+    statuses = Counter(r["status"] for r in read_report(work / "r.csv"))
+    assert statuses == {"duplicate": 300, "sent": 200}, statuses
+    assert cli(*args(healthy, pg, schema, inputs=("a.csv",)), cwd=work).returncode == 0  # resumed: nothing to send
+    assert len(healthy.received()) == 200 - len(down.received())
