@@ -20,7 +20,10 @@ Generates its own inputs under bench/data/, then measures in one run:
      of one lookup (a new event, a duplicate), and how long a journal that size takes to
      open and check;
   f. `validate` of a 1M-row Parquet file from local disk and as an object on a local S3
-     server (moto, with s3fs): the object store's cost.
+     server (moto, with s3fs): the object store's cost;
+  g. `run` of 30k rows against the 20 ms mock with the state in PostgreSQL (a throw-away
+     server on loopback, started as tests do) and in the state directory, alternating,
+     the best of three each (issue 23: PostgreSQL >= 0.8x SQLite).
 Prints a table and writes bench/results.json. Targets are goals, never test failures.
 """
 
@@ -158,9 +161,10 @@ def vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def importer_run(url: str, path: Path, tag: str, *extra: str) -> tuple[float, float]:
+def importer_run(url: str, path: Path, tag: str, *extra: str, state_url: str = "") -> tuple[float, float]:
     state = DATA / f"state-{tag}"
     subprocess.run(["rm", "-rf", str(state)], check=True)
+    where = ["--state-url", state_url, "--state-schema", f"bench_{tag}"] if state_url else ["--state-dir", str(state)]
     rows = sum(1 for _ in path.open()) - 1
     elapsed, rss, out = run_measured(
         [
@@ -173,8 +177,7 @@ def importer_run(url: str, path: Path, tag: str, *extra: str) -> tuple[float, fl
             str(DATA / "m.yaml"),
             "--base-url",
             url,
-            "--state-dir",
-            str(state),
+            *where,
             "--report",
             str(DATA / f"{tag}.report.csv"),
             "--concurrency",
@@ -228,6 +231,7 @@ def main() -> None:
     results["differential"] = differential(DATA / "validate_1000000.csv")
     results["object_store"] = object_store_cost(make_csv(DATA / "validate_1000000.csv", 1_000_000))
     results["ledger"] = ledger_cost(int(os.environ.get("BENCH_LEDGER_IDENTITIES", "10000000")))
+    results["postgres"] = postgres_vs_sqlite(30_000)
     results["load_average_at_end"] = os.getloadavg()[0]
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
@@ -509,6 +513,28 @@ def object_store_cost(csv_path: Path) -> dict[str, Any]:
     }
 
 
+def postgres_vs_sqlite(rows: int) -> dict[str, Any]:
+    """Issue 23: the state in PostgreSQL over loopback against the state directory, at 20 ms."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests import pgserver
+
+    path = make_csv(DATA / f"http_{rows}.csv", rows)
+    server = pgserver.start()
+    mock, url = start_mock(20.0)
+    rates: dict[str, list[float]] = {"sqlite": [], "postgres": []}
+    try:
+        for attempt in range(3):
+            rates["sqlite"].append(importer_run(url, path, f"sqlite{attempt}")[0])
+            rates["postgres"].append(importer_run(url, path, f"pg{attempt}", state_url=server.url())[0])
+    finally:
+        mock.terminate()
+        mock.wait()
+        server.stop()
+    sqlite, postgres = max(rates["sqlite"]), max(rates["postgres"])
+    ratio = round(postgres / sqlite, 3)
+    return {"rows": rows, "sqlite_rps": round(sqlite), "postgres_rps": round(postgres), "ratio": ratio}
+
+
 def print_table(r: dict[str, Any]) -> None:
     print(f"\n{'measure':<44}{'value':>14}   target")
     for lat, target in (("20", 0.95), ("0", 0.9)):  # issue 13's targets
@@ -564,6 +590,10 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"{'ledger: lookup of a new event, us':<44}{x['lookup_new_event_us']:>14}   <= 5")
     print(f"{'ledger: lookup of a duplicate, us':<44}{x['lookup_duplicate_us']:>14}")
     print(f"{'ledger: open and page-check the journal, s':<44}{x['open_and_check_s']:>14}")
+    x = r["postgres"]
+    print(f"{'run 30k at 20 ms, state directory rows/s':<44}{x['sqlite_rps']:>14,}")
+    print(f"{'  state in PostgreSQL (loopback) rows/s':<44}{x['postgres_rps']:>14,}")
+    print(f"{'  PostgreSQL / state directory':<44}{x['ratio']:>14.2f}   >= 0.80 ({verdict(x['ratio'], 0.8)})")
     print("\nwritten to bench/results.json")
 
 
