@@ -93,6 +93,7 @@ def _remember_secrets(argv: Sequence[str]) -> None:
     found = [key] if len(key) >= 4 else []
     # The password of a state database URL, wherever it was given.
     found += [url_password(a.partition("=")[2] or a) for a in [*argv, os.environ.get(STATE_URL_ENV, "")] if "://" in a]
+    found += [pg for pg in [os.environ.get("PGPASSWORD", "")] if len(pg) >= 4]
     for i, arg in enumerate(argv):
         option, eq, value = arg.partition("=")
         option = option.lower()

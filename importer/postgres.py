@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import time
 from typing import Any
@@ -101,8 +102,9 @@ def is_url(text: str | None) -> bool:
 def shown_url(url: str) -> str:
     """``postgresql://user@host:port/db``: the URL without its password or query."""
     parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    netloc = f"{unquote(parts.username)}@" if parts.username else ""
+    host = parts.hostname or os.environ.get("PGHOST") or "localhost"  # libpq's own default
+    user = unquote(parts.username) if parts.username else os.environ.get("PGUSER", "")
+    netloc = f"{user}@" if user else ""
     netloc += f"[{host}]" if ":" in host else host
     if parts.port:
         netloc += f":{parts.port}"

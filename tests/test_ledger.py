@@ -186,6 +186,22 @@ def test_status_lists_imports_newest_first_and_prune_drops_finished_old_ones(wor
     assert len(mock.received()) == 30
 
 
+def test_an_import_whose_rows_are_all_duplicates_is_finished(work: Path, mock: Mock) -> None:
+    """Mutation pass (issue 22): ``duplicate`` left out of the final statuses passed every
+    test. Such an import would stay unfinished for ever: never pruned, its bucket object
+    downloaded again every night, `status` saying unfinished."""
+    write_orders(work / "a.csv", range(1, 11))
+    write_orders(work / "b.csv", range(1, 11), reorder=True)  # a re-export: the same events
+    assert run(work, mock, "a.csv").returncode == 0
+    assert run(work, mock, "b.csv").returncode == 0
+    doc = json.loads(run_cli("status", "--state-dir", "state", "--json", cwd=work).stdout)
+    assert [(Path(i["file"]).name, i["finished"], i["counts"]) for i in doc] == [
+        ("b.csv", True, {"duplicate": 10}),
+        ("a.csv", True, {"sent": 10}),
+    ]
+    assert doc[0]["finished_at"] is not None and len(mock.received()) == 10
+
+
 def test_kill_9_in_a_deduplicated_run_loses_and_repeats_nothing(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--latency-ms", "15")
     write_orders(work / "a.csv", range(1, 401))
