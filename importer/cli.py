@@ -7,6 +7,7 @@ error before anything was sent, 3 aborted (key refused, API down), 130/143 signa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import difflib
 import gc
@@ -92,7 +93,10 @@ def _remember_secrets(argv: Sequence[str]) -> None:
     key = os.environ.get("ECDP_API_KEY", "").strip()
     found = [key] if len(key) >= 4 else []
     # The password of a state database URL, wherever it was given.
-    found += [url_password(a.partition("=")[2] or a) for a in [*argv, os.environ.get(STATE_URL_ENV, "")] if "://" in a]
+    urls = [a.partition("=")[2] if a.startswith("--") else a for a in [*argv, os.environ.get(STATE_URL_ENV, "")]]
+    for url in (u for u in urls if "://" in u):  # the password as given (%-encoded) and as meant
+        with contextlib.suppress(ValueError):
+            found += [urlsplit(url).password or "", url_password(url)]
     found += [pg for pg in [os.environ.get("PGPASSWORD", "")] if len(pg) >= 4]
     for i, arg in enumerate(argv):
         option, eq, value = arg.partition("=")
