@@ -7,8 +7,8 @@ error before anything was sent, 3 aborted (key refused, API down), 130/143 signa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import difflib
 import gc
 import os
