@@ -157,6 +157,8 @@ def pg_server() -> Iterator[Any]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "postgres":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("SQLite only: a state directory's own matter")
         server = request.getfixturevalue("pg_server")
         STORE.update(url=server.url(), test=f"t{uuid.uuid4().hex[:12]}")
         try:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import Mock, read_report, run_cli
 
+pytestmark = pytest.mark.usefixtures("store")
+
 ERP = (
     "Nr zamówienia;Ilość;Kwota;Data zamówienia;Telefon;Zgoda marketingowa\r\n"
     "ZAM/2025/0001;2;12.345,67;07.01.2025 02:27;560 598 646;tak\r\n"
@@ -227,17 +229,12 @@ def test_the_progress_line_shows_retries_and_throttling() -> None:
 
 
 def test_prune_dry_run_lists_the_imports_it_would_drop(tmp_path: Path, mock: Mock) -> None:
-    import sqlite3
-
-    from tests.conftest import CUSTOMER_MAPPING, customers_csv
+    from tests.conftest import CUSTOMER_MAPPING, customers_csv, state_sql
 
     (tmp_path / "m.yaml").write_text(CUSTOMER_MAPPING)
     customers_csv(tmp_path / "old.csv", 2)
     run_cli("run", "old.csv", "--mapping", "m.yaml", "--base-url", mock.url, "--state-dir", "st", cwd=tmp_path)
-    db = sqlite3.connect(tmp_path / "st" / "journal.sqlite3")
-    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00'")
-    db.commit()
-    db.close()
+    state_sql(tmp_path, "st", "UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00'")  # fmt: skip
     dry = run_cli("prune", "--older-than", "30d", "--state-dir", "st", "--dry-run", cwd=tmp_path)
     assert "would drop 1 finished import(s)" in dry.stdout
     assert f"2020-01-01T00:00:00+00:00  {tmp_path / 'old.csv'}  (2 rows)" in dry.stdout

@@ -13,7 +13,11 @@ import pytest
 
 from importer.mapping import compile_mapping, parse_yaml
 from importer.scope import import_identity, mapping_fingerprint, scope_of, target_of
-from tests.conftest import KEY, Mock, cli_env, read_report, run_cli, write_csv
+from tests.conftest import KEY, Mock, cli_env, read_report, run_cli, state_sql, write_csv
+
+pytestmark = pytest.mark.usefixtures("store")
+# A journal of schema 1 (the previous version) exists only as a state directory.
+sqlite_only = pytest.mark.sqlite_only
 
 PLACED = """\
 endpoint: customer
@@ -129,6 +133,7 @@ def test_another_event_in_the_same_mapping_file_is_a_new_import(work: Path, mock
     assert sum(1 for event, _ in events(mock) if event == 33) == 3
 
 
+@sqlite_only
 def test_s3_style_rerun_of_a_finished_import_with_another_mapping_reads_it_again(work: Path, mock: Mock) -> None:
     """Stands for the object case at the journal level: a finished object is recognised
     only under the mapping and target it was imported with."""
@@ -228,10 +233,7 @@ def test_prune_then_rerun_of_a_finished_import_sends_nothing(work: Path, mock: M
     assert run(work, mock, "placed.yaml", data="day1.csv").returncode == 0
     assert run(work, mock, "placed.yaml", data="day2.csv").returncode == 0
     assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"duplicate": 2, "sent": 1}
-    db = sqlite3.connect(work / "st" / "journal.sqlite3")
-    db.execute("UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00' WHERE path LIKE '%day1.csv'")  # fmt: skip
-    db.commit()
-    db.close()
+    state_sql(work, "st", "UPDATE imports SET created_at = '2020-01-01T00:00:00+00:00', finished_at = '2020-01-01T00:00:00+00:00' WHERE path LIKE '%day1.csv'")  # fmt: skip
     assert "dropped 1 finished import" in run_cli("prune", "--older-than", "30d", "--state-dir", "st", cwd=work).stdout
     again = run(work, mock, "placed.yaml", data="day2.csv")
     assert again.returncode == 0 and json.loads((work / "s.json").read_text())["requests"] == 0
@@ -325,6 +327,7 @@ def v1_state(work: Path, csv_name: str, mapping: str) -> None:
     db.close()
 
 
+@sqlite_only
 def test_a_journal_of_the_previous_version_is_migrated_and_its_imports_adopted(work: Path, mock: Mock) -> None:
     v1_state(work, "orders.csv", "placed.yaml")
     res = run(work, mock, "placed.yaml")
@@ -339,6 +342,7 @@ def test_a_journal_of_the_previous_version_is_migrated_and_its_imports_adopted(w
     db.close()
 
 
+@sqlite_only
 def test_a_journal_of_a_newer_version_is_refused(work: Path, mock: Mock) -> None:
     assert run(work, mock, "placed.yaml").returncode == 0
     db = sqlite3.connect(work / "st" / "journal.sqlite3")
@@ -365,6 +369,7 @@ def test_many_in_file_twins_never_send_an_event_twice(work: Path, mock: Mock) ->
     assert statuses == {"sent": 42, "duplicate": len(rows) - 42}
 
 
+@sqlite_only
 def test_a_previous_versions_import_is_not_taken_by_another_mapping(work: Path, mock: Mock) -> None:
     """Review: a schema-1 import of placed.yaml (event 31) was adopted by paid.yaml (event
     32), which then sent nothing and reported every row sent."""
@@ -375,6 +380,7 @@ def test_a_previous_versions_import_is_not_taken_by_another_mapping(work: Path, 
     assert [r["status"] for r in read_report(work / "r.csv")] == ["sent", "skipped", "sent"]
 
 
+@sqlite_only
 def test_a_previous_versions_ledger_holds_for_every_target(work: Path, mock_factory: Any) -> None:
     """Review: adopting a schema-1 import against a rehearsal target moved its ledger
     entries there, and production then got the overlapping events again."""
@@ -388,6 +394,7 @@ def test_a_previous_versions_ledger_holds_for_every_target(work: Path, mock_fact
     assert [r["body"]["customerCrmId"] for r in production.received()] == ["C4"]
 
 
+@sqlite_only
 def test_a_previous_versions_import_without_ledger_is_not_guessed(work: Path, mock: Mock) -> None:
     v1_state(work, "orders.csv", "placed.yaml")
     db = sqlite3.connect(work / "st" / "journal.sqlite3")
@@ -436,6 +443,7 @@ def test_one_api_in_two_spellings_is_one_target_and_a_password_in_the_url_is_ref
     assert leak.returncode == 2 and "no user or password" in leak.stderr and "pa55word" not in leak.stderr
 
 
+@sqlite_only
 def test_an_import_key_of_the_previous_version_is_left_to_the_ledger(tmp_path: Path) -> None:
     """Schema 1 hashed in-memory data by its layout: a key recorded then cannot be compared
     with today's digest, and is not refused as other content."""
