@@ -202,6 +202,25 @@ def test_an_import_whose_rows_are_all_duplicates_is_finished(work: Path, mock: M
     assert doc[0]["finished_at"] is not None and len(mock.received()) == 10
 
 
+def test_a_twin_never_looked_at_before_the_run_stopped_is_reported_not_attempted(work: Path, mock_factory: Any) -> None:
+    """Mutation pass (issue 22): the report dropped rows missing from the middle of the
+    journal and no test noticed. Row 2, a twin of row 1, waits for row 1's outcome; the
+    API goes down, the breaker stops the run before row 2 is looked at again: row 2 is in
+    the report, not_attempted, and the rerun sends nothing twice."""
+    rows = [["O1", "C1", "1.00"], ["O1", "C1", "1.00"], *([f"O{i}", f"C{i}", "1.00"] for i in range(3, 31))]
+    with (work / "t.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["order_id", "crm_id", "total"], *rows])
+    down = mock_factory("--fail-after", "1")
+    assert run(work, down, "t.csv", "--max-attempts", "1", "--concurrency", "1").returncode == 75
+    report = read_report(work / "r.csv")
+    assert [int(r["row_number"]) for r in report] == list(range(1, 31))
+    assert report[1]["status"] == "not_attempted" and report[0]["status"] == "sent"
+    healthy = mock_factory(name="healthy.jsonl", replacing=down)
+    assert run(work, healthy, "t.csv").returncode == 0
+    assert order_ids(down) + order_ids(healthy) == Counter({f"O{i}": 1 for i in [1, *range(3, 31)]})
+    assert Counter(r["status"] for r in read_report(work / "r.csv")) == {"sent": 29, "duplicate": 1}
+
+
 def test_kill_9_in_a_deduplicated_run_loses_and_repeats_nothing(work: Path, mock_factory: Any) -> None:
     mock = mock_factory("--latency-ms", "15")
     write_orders(work / "a.csv", range(1, 401))

@@ -186,5 +186,11 @@ def test_an_object_is_done_only_in_the_version_that_was_imported(store: Any, tmp
         assert journal.finished_object("s3://b/other.csv", "etag-1", 100) is None
         journal.use_scope(scope_of(mapping, "http://127.0.0.1:2", "K"))  # another target
         assert journal.finished_object("s3://b/orders.csv", "etag-1", 100) is None
+        journal.use_scope(scope_of(mapping, "http://127.0.0.1:1", "K"))
+        unfinished = journal.resolve_import("s3://b/later.csv", "d" * 64, 100, False)
+        journal.set_total(unfinished, 5)  # five rows, none of them done yet
+        journal.remember_object("s3://b/later.csv", "etag-9", 100, unfinished)
+        journal.flush()
+        assert journal.finished_object("s3://b/later.csv", "etag-9", 100) is None  # read it again, resume
     finally:
         journal.close()
