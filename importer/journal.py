@@ -792,9 +792,10 @@ class Journal:
             if pending:
                 self._commit(pending, ledger)
         except Exception as exc:
-            if not isinstance(exc, (JournalFault, *self.errors)):
-                raise
-            fault = exc if isinstance(exc, JournalFault) else _fault(exc, self.where)
+            # Whatever failed (an unexpected error too), nobody may wait for ever on a
+            # commit that will not come, and no request may leave unrecorded.
+            said = exc if isinstance(exc, self.errors) else f"{type(exc).__name__}: {exc}"
+            fault = exc if isinstance(exc, JournalFault) else _fault(said, self.where)
             self._fail(fault, waiters)
             if self._orphaned:  # outcomes still go to the open connection; no request starts
                 kept = [(sql, params) for sql, params in pending if sql != _START]

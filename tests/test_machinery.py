@@ -171,7 +171,16 @@ def test_a_report_the_disk_has_no_room_for_is_no_bug_and_a_rerun_writes_it(
     assert mock.stats()["requests"] == 2000 and len(read_report(Path(report))) == 2000
 
 
-def test_a_failing_commit_releases_every_waiter_and_reports_the_fault(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), "database or disk is full"),
+        (RuntimeError("a bug"), "RuntimeError: a bug"),  # not a store's error: still nobody hangs
+    ],
+)
+def test_a_failing_commit_releases_every_waiter_and_reports_the_fault(
+    tmp_path: Path, error: Exception, said: str
+) -> None:
     """Without a tmpfs: a connection whose COMMIT fails, as SQLite's does on a full disk."""
     from importer.errors import JournalFault
     from importer.journal import Journal
@@ -185,7 +194,7 @@ def test_a_failing_commit_releases_every_waiter_and_reports_the_fault(tmp_path: 
 
         def execute(self, sql: str, *args: Any) -> Any:
             if sql == "COMMIT":
-                raise sqlite3.OperationalError("database or disk is full")
+                raise error
             return real.execute(sql, *args)
 
         def executemany(self, sql: str, rows: Any) -> Any:
@@ -203,7 +212,7 @@ def test_a_failing_commit_releases_every_waiter_and_reports_the_fault(tmp_path: 
 
     results = asyncio.run(asyncio.wait_for(go(), 5))
     assert all(isinstance(r, JournalFault) for r in results)
-    assert len(faults) == 1 and "database or disk is full" in str(faults[0])
+    assert len(faults) == 1 and said in str(faults[0])
     journal.db = real
     journal.close()
 

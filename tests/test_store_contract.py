@@ -90,6 +90,18 @@ class PostgresStore(SqliteStore):
     def open(self) -> Journal:
         return PgJournal(self.url, self.schema)
 
+    def break_commits(self, monkeypatch: pytest.MonkeyPatch, broken: Callable[[], bool]) -> None:
+        import psycopg
+
+        real = Journal._commit
+
+        def commit(journal: Journal, *args: Any) -> None:
+            if broken():
+                raise psycopg.errors.DiskFull("database or disk is full: could not extend file")
+            real(journal, *args)
+
+        monkeypatch.setattr(Journal, "_commit", commit)
+
 
 STORES = [SqliteStore, PostgresStore]
 
