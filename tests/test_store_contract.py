@@ -93,14 +93,14 @@ class PostgresStore(SqliteStore):
     def break_commits(self, monkeypatch: pytest.MonkeyPatch, broken: Callable[[], bool]) -> None:
         import psycopg
 
-        real = Journal._commit
+        real = PgJournal._commit
 
-        def commit(journal: Journal, *args: Any) -> None:
+        def commit(journal: PgJournal, *args: Any) -> None:
             if broken():
                 raise psycopg.errors.DiskFull("database or disk is full: could not extend file")
             real(journal, *args)
 
-        monkeypatch.setattr(Journal, "_commit", commit)
+        monkeypatch.setattr(PgJournal, "_commit", commit)
 
 
 STORES = [SqliteStore, PostgresStore]
