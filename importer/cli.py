@@ -59,7 +59,7 @@ SIGNALS = ((signal.SIGINT, StopReason.SIGINT), (signal.SIGTERM, StopReason.SIGTE
 def _out(message: str = "") -> None:
     """Print to stdout; a reader that went away (``| head -1``) ends output quietly."""
     try:
-        print(_redact(message), flush=True)
+        print(_unkeyed(message), flush=True)
     except BrokenPipeError:
         # Further writes, including the interpreter's flush at exit, go nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -77,6 +77,14 @@ def _err(message: str) -> str:
 
 
 _SECRETS: list[str] = []
+
+
+def _unkeyed(message: str) -> str:
+    """The secrets taken out, nothing masked: stdout carries JSON and counts a phone mask
+    would break (``status --json``'s 1,234,567 rows)."""
+    for secret in _SECRETS:
+        message = message.replace(secret, "***")
+    return message
 
 
 def _redact(message: str) -> str:
@@ -804,9 +812,9 @@ def _print_summary(summary: Summary) -> None:
         _out(f"  {status:<14}{summary.counts[status]:>10,}")
     if summary.command == "run":
         _out(f"  requests {summary.requests:,}, retries {summary.retries:,}, throttled {summary.throttled:,}x")
-    _out(f"report: {summary.report}")
+    _out(masked(f"report: {summary.report}"))
     if summary.errors:
-        _out(f"errors: {summary.errors}")
+        _out(masked(f"errors: {summary.errors}"))
     for line in next_steps(summary):
         _out(line)
     if summary.stop_reason:

@@ -338,3 +338,11 @@ def test_metrics_file_is_prometheus_text_and_keeps_the_last_success(work: Path, 
     assert again[("ecdp_import_last_run_rows", (("mapping", "m.yaml"), ("status", "rejected")))] == 1
     assert again[("ecdp_import_last_success_timestamp_seconds", m)] == success  # carried over
     assert not [p for p in (work / "m").iterdir() if p.name != "ecdp.prom"]  # no temporary left
+
+
+def test_stdout_keeps_numbers_a_phone_mask_would_break(capsys: Any) -> None:
+    """Review: masking every stdout line turned status --json's 1234567 rows into 123***67."""
+    from importer.cli import _out
+
+    _out('{"rows": 1234567, "generation": "1701968512345678"}')
+    assert json.loads(capsys.readouterr().out) == {"rows": 1234567, "generation": "1701968512345678"}
