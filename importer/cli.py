@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import difflib
 import gc
 import os
@@ -37,7 +36,7 @@ from importer.config import (
 )
 from importer.errors import ConfigError, ImporterError, JournalFault, OutputError, masked, scrubbed, without_api_words
 from importer.pipeline import STATUS_ORDER, Summary, arun_import, run_async, validate
-from importer.postgres import DEFAULT_SCHEMA, check_schema, url_password
+from importer.postgres import DEFAULT_SCHEMA, check_schema, url_secrets
 from importer.postgres import is_url as is_state_url
 from importer.postgres import shown_url as shown_state_url
 from importer.progress import Progress
@@ -49,6 +48,7 @@ from importer.statecopy import copy_state
 PROG = "ecdp-import"
 STATE_URL_ENV = "ECDP_IMPORT_STATE_URL"
 STATE_SCHEMA_ENV = "ECDP_IMPORT_STATE_SCHEMA"
+STATE_DIR_ENV = "ECDP_IMPORT_STATE_DIR"
 EXIT_CONFIG = 2
 EXIT_ABORTED = 3
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug, not the input; distinct from 1 ("some rows not sent")
@@ -101,10 +101,8 @@ def _remember_secrets(argv: Sequence[str]) -> None:
     key = os.environ.get("ECDP_API_KEY", "").strip()
     found = [key] if len(key) >= 4 else []
     # The password of a state database URL, wherever it was given.
-    urls = [a.partition("=")[2] if a.startswith("--") else a for a in [*argv, os.environ.get(STATE_URL_ENV, "")]]
-    for url in (u for u in urls if "://" in u):  # the password as given (%-encoded) and as meant
-        with contextlib.suppress(ValueError):
-            found += [urlsplit(url).password or "", url_password(url)]
+    for given in [*argv, os.environ.get(STATE_URL_ENV, "")]:  # as given (%-encoded) and as meant
+        found += url_secrets(given.partition("=")[2] if given.startswith("--") else given)
     found += [pg for pg in [os.environ.get("PGPASSWORD", "")] if len(pg) >= 4]
     for i, arg in enumerate(argv):
         option, eq, value = arg.partition("=")
@@ -559,8 +557,14 @@ def _state_url(args: argparse.Namespace) -> tuple[str | None, str]:
         raise ConfigError("--state-dir and --state-url name two places for the state: give one")
     if not url and not args.state_dir:
         url = os.environ.get(STATE_URL_ENV, "").strip() or None
+        if url and os.environ.get(STATE_DIR_ENV, "").strip():
+            raise ConfigError(
+                f"${STATE_URL_ENV} and ${STATE_DIR_ENV} name two places for the state: unset one "
+                "(or say which with --state-url or --state-dir)"
+            )
     if url and not is_state_url(url):
-        raise ConfigError(f"--state-url takes a postgresql:// URL, got {shown_state_url(url)}")
+        # Not echoed: a libpq keyword string (host=... password=...) carries the password.
+        raise ConfigError("--state-url takes a postgresql://user@host/db URL (not a libpq keyword string)")
     schema = args.state_schema or os.environ.get(STATE_SCHEMA_ENV, "").strip() or DEFAULT_SCHEMA
     return url, check_schema(schema)
 
@@ -705,7 +709,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _state_copy(args: argparse.Namespace) -> int:
     if not is_state_url(args.state_url):
-        raise ConfigError(f"--to takes a postgresql:// URL, got {shown_state_url(args.state_url)}")
+        raise ConfigError("--to takes a postgresql://user@host/db URL (not a libpq keyword string)")
     schema = check_schema(args.state_schema or os.environ.get(STATE_SCHEMA_ENV, "").strip() or DEFAULT_SCHEMA)
     copied = copy_state(args.source, args.state_url, schema)
     _out(f"copied {args.source} to {shown_state_url(args.state_url)} (schema {schema}):")

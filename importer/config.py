@@ -131,7 +131,7 @@ class RunConfig:
     max_rejected: float | Fraction | None = None  # share of attempted rows rejected (after 100) that stops the run
     canary: int = 0  # send this many rows first; go on only if each was accepted
     # The state in PostgreSQL (postgresql://...) instead of the state directory's journal.
-    state_url: str | None = None
+    state_url: str | None = field(default=None, repr=False)  # its password must not reach a log
     state_schema: str = "ecdp_import"  # the schema of state_url's tables
 
     def __post_init__(self) -> None:

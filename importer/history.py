@@ -33,7 +33,7 @@ def overview(state_dir: str, state_url: str | None = None, schema: str = DEFAULT
     started and finished. Read-only: it works while a run holds the directory (or the
     database of ``state_url``)."""
     if state_url:
-        journal = PgJournal(state_url, schema)
+        journal = PgJournal(state_url, schema, create=False)
         try:
             return _overview(journal.db, journal.columns())
         finally:
@@ -104,7 +104,7 @@ def prune(
     compact; unfinished imports are never touched. Returns the imports dropped (a line
     each: when, file, rows) and the rows dropped."""
     if state_url:
-        journal: Journal = PgJournal(state_url, schema)
+        journal: Journal = PgJournal(state_url, schema, create=False)
     elif not (Path(state_dir) / DB_NAME).is_file():
         raise StateError(f"no journal in {state_dir}")
     else:

@@ -525,9 +525,9 @@ class Journal:
         if not new_import:
             self._refuse_changed(origin, real, content, strict)
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        cur = self.db.execute(
+        import_id = self._insert(
             "INSERT INTO imports (path, fingerprint, size, created_at, content, mapping_fingerprint, mapping_path, "
-            "mapping_event, target_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "mapping_event, target_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 real,
                 identity,
@@ -540,9 +540,12 @@ class Journal:
                 self.target_id,
             ),
         )
-        import_id = int(cur.fetchone()[0])
         self.db.execute("INSERT INTO import_paths (path, import_id) VALUES (?, ?)", (real, import_id))
         return import_id
+
+    def _insert(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Insert one row; its new id (``lastrowid``: ``RETURNING`` needs SQLite 3.35)."""
+        return int(self.db.execute(sql, params).lastrowid or 0)
 
     def _adopt_edited(self, content: str, identity: str) -> tuple[int] | None:
         """The import of this content and target that an earlier version of this mapping
@@ -744,7 +747,7 @@ class Journal:
         """``holder`` for many identities in one query (a query costs more than its reads)."""
         if not identities:
             return {}
-        cur = self.db.execute(_HOLDERS.format(",".join("?" * len(identities))), [self.target_id, *identities])
+        cur = self.db.execute(*self._holders_query(identities))
         found: dict[bytes, Holder] = {}
         for r in cur:
             holder = (int(r[1]), int(r[2]), str(r[3]), str(r[4]))
@@ -752,6 +755,9 @@ class Journal:
             if known is None or _HOLDING.get(holder[2], 2) < _HOLDING.get(known[2], 2):
                 found[bytes(r[0])] = holder
         return found
+
+    def _holders_query(self, identities: list[bytes]) -> tuple[str, list[Any]]:
+        return _HOLDERS.format(",".join("?" * len(identities))), [self.target_id, *identities]
 
     def mark_finished(self, import_id: int) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -775,10 +781,14 @@ class Journal:
         self._pending.append((sql, params))
         if not self._scheduled:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                self._schedule(asyncio.get_running_loop())
                 self._scheduled = True
             except RuntimeError:  # no loop: the caller flushes
                 pass
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The pending writes committed once the event loop's turn is over."""
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Commit every pending write in one transaction, then release the waiters. A

@@ -18,22 +18,46 @@ in-flight mark committed before its request leaves. What differs lives here:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import logging
 import os
+import queue
 import re
+import socket
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote
 
 from importer.errors import ConfigError, JournalFault, StateError
-from importer.journal import _LEDGER, SCHEMA_VERSION, Journal, _batches
+from importer.journal import _LEDGER, _START, SCHEMA_VERSION, Journal, _batches
 from importer.scope import Scope
+
+# psycopg's own warnings ("error ignored terminating Pipeline") about a connection the run
+# has already reported lost must not reach the terminal as stray lines.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
 
 DEFAULT_SCHEMA = "ecdp_import"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is an error, not a hang
 RECONNECT_FOR = 5.0  # seconds a stopped run tries to reach a restarted server for its report
+# Seconds a statement may take before the server counts as gone. A lock held by another
+# session for a while slows the run; a server that stopped answering stops it.
+STATEMENT_DEADLINE = float(os.environ.get("ECDP_IMPORT_STATE_DEADLINE", "30"))
+# libpq's own watch of a silent network (seconds, ms): a dead peer is noticed without
+# waiting for the deadline. Taken unless the URL says otherwise.
+KEEPALIVE = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS targets (
@@ -91,31 +115,74 @@ CREATE TABLE IF NOT EXISTS remote_objects (
     PRIMARY KEY (url, version, size, import_id)
 );
 """
+_HOLDERS_PG = (
+    "SELECT l.identity, l.import_id, l.row_number, r.status, i.path FROM unnest(?::bytea[]) AS q(identity) "
+    "CROSS JOIN LATERAL (SELECT * FROM ledger WHERE target_id IN (0, ?) AND identity = q.identity) AS l "
+    "CROSS JOIN LATERAL (SELECT status FROM rows WHERE import_id = l.import_id AND row_number = l.row_number) AS r "
+    "JOIN imports i ON i.id = l.import_id"
+)
 # Migrations from each older schema version to the next, applied in one transaction.
 MIGRATIONS: dict[int, str] = {}
 
 
 def is_url(text: str | None) -> bool:
-    return bool(text) and str(text).split(":", 1)[0].lower() in ("postgresql", "postgres")
+    return bool(text) and str(text).split(":", 1)[0].lower() in ("postgresql", "postgres") and "://" in str(text)
+
+
+def _url_parts(url: str) -> tuple[str, str, str, str, str]:
+    """(user, password, hosts, dbname, query) as libpq reads a URI: the user information
+    ends at the first ``@`` or ``/``; the host list (``h1:5432,h2``) at ``/`` or ``?``. No
+    check of ports or hosts here: libpq does that, and a message must never fail."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    cut = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
+    user = password = ""
+    if cut >= 0 and rest[cut] == "@":
+        user, _, password = rest[:cut].partition(":")
+        rest = rest[cut + 1 :]
+    authority, slash, tail = rest.partition("/")
+    if "?" in authority:  # no database: the query starts at the first ?
+        authority, _, query = rest.partition("?")
+        return unquote(user), unquote(password), authority, "", query
+    dbname, _, query = tail.partition("?") if slash else ("", "", "")
+    return unquote(user), unquote(password), authority, unquote(dbname.split("#", 1)[0]), query
 
 
 def shown_url(url: str) -> str:
     """``postgresql://user@host:port/db``: the URL without its password or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or os.environ.get("PGHOST") or "localhost"  # libpq's own default
-    user = unquote(parts.username) if parts.username else os.environ.get("PGUSER", "")
-    netloc = f"{user}@" if user else ""
-    netloc += f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if "://" not in url:
+        return "(a libpq keyword string, not shown: it may carry a password)"
+    scheme = url.split("://", 1)[0]
+    user, _, hosts, dbname, _ = _url_parts(url)
+    user = user or os.environ.get("PGUSER", "")
+    hosts = unquote(hosts) or os.environ.get("PGHOST") or "localhost"  # libpq's own default
+    return f"{scheme}://{user + '@' if user else ''}{hosts}/{dbname}"
 
 
-def url_password(url: str) -> str:
-    try:
-        return unquote(urlsplit(url).password or "")
-    except ValueError:
-        return ""
+_KEYWORD_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+MIN_SECRET = 4  # a shorter "password" replaced everywhere would garble every message
+
+
+def url_secrets(text: str) -> list[str]:
+    """Every spelling of the passwords ``text`` (a URL, or a libpq keyword string given by
+    mistake) carries: as written (%-encoded) and as meant, in the user information or in a
+    ``password=`` parameter. What messages must never show."""
+    found: list[str] = []
+    if "://" in text:
+        rest = text.split("://", 1)[1]
+        cut = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
+        if cut >= 0 and rest[cut] == "@":
+            raw = rest[:cut].partition(":")[2]
+            found += [raw, unquote(raw)]
+        query = rest.partition("?")[2]
+        for value in parse_qs(query, keep_blank_values=False).get("password", []):
+            found.append(value)
+        for part in query.split("&"):
+            if part.lower().startswith("password="):
+                found.append(part.partition("=")[2])
+    for match in _KEYWORD_PASSWORD.finditer(text):
+        value = match.group(1)
+        found += [value, value.strip("'").replace("\\'", "'").replace("\\\\", "\\")]
+    return [v for v in dict.fromkeys(found) if len(v) >= MIN_SECRET]
 
 
 def check_schema(name: str) -> str:
@@ -127,13 +194,44 @@ def check_schema(name: str) -> str:
     return name
 
 
+class _Worker:
+    """The one thread that talks to the server for a connection, a statement at a time
+    in the order given. The event loop never waits on the network for a commit (it sends
+    and receives HTTP meanwhile), and a caller that waits does so with a deadline: a
+    server that stopped answering (hung, paused, a silent network) cannot hang the run."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="ecdp-import-state", daemon=True)
+        self.thread.start()
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.jobs.put((fn, future))
+        return future
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            fn, future = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+
+
 class _Connection:
     """A psycopg connection with the surface of ``sqlite3.Connection`` the journal uses.
 
-    A lost connection (the server restarted, the network cut) is a ``JournalFault``: the
-    run stops sending. Once it has (``read_only``), a statement on a lost connection is
-    tried again on a new one for a few seconds, so that the report can still be written
-    from what was committed; never before, since a new session would not hold the lock.
+    Every statement runs on the connection's worker thread (``call``), with a deadline.
+    Any error of the server or the connection (restarted, cut, hung, the schema dropped)
+    is a ``JournalFault``: the run stops sending. Once it has (``read_only``), a statement
+    on a lost connection is tried again on a new one for a few seconds, so that the report
+    can still be written from what was committed; never before, since a new session would
+    not hold the lock.
     """
 
     def __init__(self, conn: Any, reconnect: Any = None, where: str = "the state database") -> None:
@@ -142,6 +240,7 @@ class _Connection:
         self.where = where
         self.read_only = False
         self._sql: dict[str, str] = {}
+        self.worker = _Worker()
 
     def translate(self, sql: str) -> str:
         found = self._sql.get(sql)
@@ -152,24 +251,61 @@ class _Connection:
             self._sql[sql] = found
         return found
 
-    def execute(self, sql: str, params: Any = ()) -> Any:
+    def call(self, fn: Callable[[], Any], deadline: float | None = None) -> Any:
+        """``fn()`` on the worker thread; a ``JournalFault`` if the server does not answer
+        within ``deadline`` seconds (the connection is cut then: nothing of it is trusted)."""
+        if threading.current_thread() is self.worker.thread:
+            return fn()
+        future = self.worker.submit(fn)
         try:
-            return self.conn.execute(self.translate(sql), list(params))
-        except _psycopg().OperationalError as exc:
+            return future.result(timeout=deadline or STATEMENT_DEADLINE)
+        except TimeoutError:
+            self.cut()
+            with contextlib.suppress(BaseException):
+                future.result(timeout=2)
+            raise self.lost(f"no answer from the server in {deadline or STATEMENT_DEADLINE:.0f} s") from None
+
+    def execute(self, sql: str, params: Any = (), deadline: float | None = None) -> Any:
+        return self.call(lambda: self._execute(self.translate(sql), list(params)), deadline)
+
+    def _execute(self, sql: str, params: list[Any]) -> Any:
+        psycopg = _psycopg()
+        try:
+            return self.conn.execute(sql, params)
+        except psycopg.OperationalError as exc:
             if not (self.read_only and self._reconnected()):
                 raise self.lost(exc) from None
-            return self.conn.execute(self.translate(sql), list(params))
-
-    def executemany(self, sql: str, rows: Any) -> None:
+        except psycopg.Error as exc:  # a table or the schema gone, a permission taken back
+            raise self.lost(exc) from None
         try:
-            with self.conn.cursor() as cur:
-                cur.executemany(self.translate(sql), rows)
-        except _psycopg().OperationalError as exc:
+            return self.conn.execute(sql, params)
+        except psycopg.Error as exc:
             raise self.lost(exc) from None
 
-    def lost(self, exc: BaseException) -> JournalFault:
-        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    def executemany(self, sql: str, rows: Any) -> None:
+        def run() -> None:
+            try:
+                with self.conn.cursor() as cur:
+                    cur.executemany(self.translate(sql), rows)
+            except _psycopg().Error as exc:
+                raise self.lost(exc) from None
+
+        self.call(run)
+
+    def lost(self, exc: BaseException | str) -> JournalFault:
+        said = exc if isinstance(exc, str) else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return JournalFault(f"{self.where}: {said}; stopped sending (rows on the wire will read back as unknown)")
+
+    def cut(self) -> None:
+        """End the connection from another thread: its socket shut, whatever statement
+        waits on it fails at once (a hung server never answers, even a cancel)."""
+        with contextlib.suppress(Exception):
+            fd = self.conn.pgconn.socket
+            sock = socket.socket(fileno=os.dup(fd))
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
 
     def _reconnected(self) -> bool:
         if self.reconnect is None or (not self.conn.closed and not self.conn.broken):
@@ -191,7 +327,9 @@ class _Connection:
         return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
 
     def close(self) -> None:
-        self.conn.close()
+        with contextlib.suppress(Exception):
+            self.call(self.conn.close, deadline=5)
+        self.worker.stop()
 
 
 def _psycopg() -> Any:
@@ -204,62 +342,92 @@ def _psycopg() -> Any:
     return psycopg
 
 
-def connect(url: str, schema: str) -> tuple[Any, _Connection]:
-    """A connection to the state database with ``schema`` created, current and up to date."""
+def connect(url: str, schema: str, create: bool = True) -> tuple[Any, _Connection]:
+    """A connection to the state database with ``schema`` created (unless not ``create``:
+    then a missing schema is a ``StateError``), current and up to date."""
     psycopg = _psycopg()
     where = shown_url(url)
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="ecdp-import")
+        given = psycopg.conninfo.conninfo_to_dict(url)
+    except (psycopg.Error, ValueError) as exc:  # a URL libpq cannot parse
+        raise ConfigError(f"--state-url {where}: {_words(exc, url)}") from None
+    options = {k: v for k, v in KEEPALIVE.items() if k not in given}
+
+    def connected(timeout: int = CONNECT_TIMEOUT) -> Any:
+        return psycopg.connect(url, autocommit=True, connect_timeout=timeout, application_name="ecdp-import", **options)
+
+    try:
+        conn = connected()
     except psycopg.Error as exc:
         raise StateError(f"cannot connect to the state database {where}: {_words(exc, url)}") from None
-    except ValueError as exc:  # a URL libpq cannot parse
+    except ValueError as exc:
         raise ConfigError(f"--state-url {where}: {_words(exc, url)}") from None
 
     def reconnect() -> Any:
-        again = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="ecdp-import")
+        again = connected(int(RECONNECT_FOR))  # a server that stopped answering gets no longer
         again.execute(f'SET search_path TO "{schema}"')
         return again
 
     db = _Connection(conn, reconnect, f"the state database {where} (schema {schema})")
     try:
-        _prepare_schema(db, schema)
+        db.call(lambda: _prepare_schema(db, schema, create))
+    except StateError:
+        db.close()
+        raise
     except (psycopg.Error, JournalFault) as exc:
-        conn.close()
+        db.close()
         raise StateError(f"cannot use the schema {schema} of the state database {where}: {_words(exc, url)}") from None
     return psycopg, db
 
 
-def _prepare_schema(db: _Connection, schema: str) -> None:
+def _version(conn: Any, schema: str) -> int | None:
+    """The schema version recorded in ``schema``, or None where there is no schema yet."""
+    if conn.execute("SELECT to_regclass(%s)", (f'"{schema}".meta',)).fetchone()[0] is None:
+        return None
+    found = conn.execute(f"SELECT value FROM \"{schema}\".meta WHERE key = 'schema_version'").fetchone()
+    return int(found[0]) if found else None
+
+
+def _prepare_schema(db: _Connection, schema: str, create: bool = True) -> None:
     """Create the schema and its tables on first use, or migrate an older one, under a
-    lock: two runs starting at once must not both create it."""
-    db.execute("BEGIN")
-    try:
-        db.execute("SELECT pg_advisory_xact_lock(?)", (_lock_space(schema),))
-        db.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        db.conn.execute(f'SET LOCAL search_path TO "{schema}"')
-        db.conn.execute(DDL)
-        found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(found[0]) if found else SCHEMA_VERSION
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"the state schema {schema} was written by a newer ecdp-import (schema {version}; this one knows "
-                f"{SCHEMA_VERSION}): upgrade ecdp-import to use it"
+    lock: two runs starting at once must not both create it. A current schema is only
+    read: its DDL (``CREATE INDEX IF NOT EXISTS`` locks the table) would wait on, and
+    deadlock with, a run going on."""
+    conn = db.conn
+    version = _version(conn, schema)
+    if version is None and not create:
+        raise StateError(f"no ecdp-import state in {db.where} (nothing imported with this state yet)")
+    if version != SCHEMA_VERSION:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_space(schema),))
+            version = _version(conn, schema)  # as it is now that we hold the lock
+            if version is None:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                conn.execute(DDL)
+                version = SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"the state schema {schema} was written by a newer ecdp-import (schema {version}; this one "
+                    f"knows {SCHEMA_VERSION}): upgrade ecdp-import to use it"
+                )
+            conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            while version < SCHEMA_VERSION:
+                conn.execute(MIGRATIONS[version])
+                version += 1
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
             )
-        while version < SCHEMA_VERSION:
-            db.conn.execute(MIGRATIONS[version])
-            version += 1
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            with contextlib.suppress(Exception):
-                db.execute("ROLLBACK")
-        raise
-    db.conn.execute(f'SET search_path TO "{schema}"')
+            conn.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            raise
+    conn.execute(f'SET search_path TO "{schema}"')
 
 
 def _lock_space(schema: str) -> int:
@@ -270,21 +438,25 @@ def _lock_space(schema: str) -> int:
 def _words(exc: BaseException, url: str) -> str:
     """An error's first line, without the URL's password."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    password = url_password(url)
-    return text.replace(password, "***") if password else text
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PgJournal(Journal):
     """The journal in a PostgreSQL schema. See the module's docstring for what differs."""
 
-    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA, create: bool = True) -> None:
         self._setup(f"the state database {shown_url(url)} (schema {schema})")
         self.url = url
         self.schema = check_schema(schema)
         self._space = _lock_space(schema)
-        psycopg, self.db = connect(url, schema)  # type: ignore[assignment]
-        self.errors = (psycopg.Error, OSError)
+        psycopg, self.db = connect(url, schema, create)  # type: ignore[assignment]
+        self.errors = (psycopg.Error, OSError, JournalFault)
         self._held: int | None = None
+        self._writes = threading.RLock()  # the pending writes, shared with the connection's thread
+        self._queued = False  # a commit waits in the thread's line
+        self._taken: list[Any] = []  # the waiters of the commit on the wire
 
     def _lock(self, key: int, shared: bool) -> bool:
         fn = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
@@ -316,6 +488,15 @@ class PgJournal(Journal):
             (self.target_id,),
         )
 
+    def _holders_query(self, identities: list[bytes]) -> tuple[str, list[Any]]:
+        """As in SQLite, spelled so that each identity is one look-up of the ledger's key
+        and of the row's: planned from a table's statistics (none yet while it fills),
+        the join scanned both tables whole for every batch (120 ms a batch at 30k rows)."""
+        return _HOLDERS_PG, [identities, self.target_id]
+
+    def _insert(self, sql: str, params: tuple[Any, ...]) -> int:
+        return int(self.db.execute(sql + " RETURNING id", params).fetchone()[0])
+
     def lock_all(self) -> None:
         """For ``prune``: no run may hold any target meanwhile."""
         if not self._lock(0, shared=False):
@@ -327,9 +508,97 @@ class PgJournal(Journal):
     def verified(self, stopped: Any = None) -> bool:
         return True
 
+    async def started(self, job: Any) -> None:
+        """As in SQLite; the writes are taken under the lock the connection's thread takes
+        them with, so that a row's ledger claim and its in-flight mark go in one commit."""
+        if self.fault is not None:
+            raise self.fault
+        future = asyncio.get_running_loop().create_future()
+        with self._writes:
+            self._waiters.append(future)
+            if job.identity is not None:
+                self._ledger.append((self.target_id, job.identity, *job.key))
+            self._add(_START, (job.key[0], job.key[1], job.ref))
+        await future
+
+    def _add(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._writes:
+            super()._add(sql, params)
+
+    def flush(self) -> None:
+        """Commit every pending write and wait for it (and for every commit before it)."""
+        self._scheduled = False
+        if self.fault is not None:
+            return
+        future = self.db.worker.submit(self._commit_job)  # type: ignore[attr-defined]
+        try:
+            self._release(future.result(timeout=STATEMENT_DEADLINE))
+        except TimeoutError:
+            self.db.cut()  # type: ignore[attr-defined]
+            self._fail(self.db.lost(f"no answer from the server in {STATEMENT_DEADLINE:.0f} s"), self._taken)  # type: ignore[attr-defined]
+
+    def _flush_soon(self) -> None:
+        """The event loop's flush: ask the connection's thread to commit and return; the
+        waiters are released when the commit is done. One commit waits in line at most:
+        it takes, when it starts, every write made until then; commits run back to back."""
+        self._scheduled = False
+        if self._queued or self.fault is not None or not self._pending:
+            return
+        self._queued = True
+        loop = asyncio.get_running_loop()
+        future = self.db.worker.submit(self._commit_job)  # type: ignore[attr-defined]
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._release, done.result()))
+        loop.call_later(STATEMENT_DEADLINE, self._overdue, future)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_soon(self._flush_soon)
+
+    def _commit_job(self) -> tuple[list[Any], BaseException | None]:
+        """On the connection's thread: commit what is pending now; (its waiters, the error)."""
+        with self._writes:
+            self._queued = False
+            pending, self._pending = self._pending, []
+            ledger, self._ledger = self._ledger, []
+            waiters, self._waiters = self._waiters, []
+            self._taken = waiters
+        if not pending:
+            return waiters, None
+        try:
+            self._commit(pending, ledger)
+        except BaseException as exc:
+            return waiters, exc
+        return waiters, None
+
+    def _release(self, done: tuple[list[Any], BaseException | None]) -> None:
+        """On the loop: a commit's waiters released, or failed with the fault that stops the run."""
+        waiters, exc = done
+        if exc is not None or self.fault is not None:
+            fault = self.fault or (exc if isinstance(exc, JournalFault) else JournalFault(f"{self.where}: {exc}"))
+            if self.fault is None:
+                self._fail(fault, waiters)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(fault)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _overdue(self, future: Future[Any], cut: bool = False) -> None:
+        """A commit past the deadline: its connection cut, so that it fails now (and
+        ``_release`` stops the run); if even that does not end it, the run stops anyway."""
+        if future.done() or self.fault is not None:
+            return
+        if not cut:
+            self.db.cut()  # type: ignore[attr-defined]
+            asyncio.get_running_loop().call_later(2.0, self._overdue, future, True)
+            return
+        said = f"no answer from the server in {STATEMENT_DEADLINE:.0f} s"
+        self._fail(self.db.lost(said), self._taken)  # type: ignore[attr-defined]
+
     def _commit(self, pending: list[tuple[str, tuple[Any, ...]]], ledger: list[tuple[int, bytes, int, int]]) -> None:
-        """One event-loop turn's writes as one transaction in one pipeline: a single round
-        trip to the server (statement by statement, they would be five)."""
+        """One commit's writes as one transaction in one pipeline: a single round trip to
+        the server (statement by statement, they would be five). On the worker thread."""
         db: _Connection = self.db  # type: ignore[assignment]
         psycopg = _psycopg()
         try:
@@ -338,10 +607,12 @@ class PgJournal(Journal):
                     cur.executemany(db.translate(_LEDGER), ledger)
                 for sql, params in _batches(pending):
                     cur.executemany(db.translate(sql), params)
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
             raise db.lost(exc) from None
 
     def _fail(self, fault: JournalFault, waiters: list[Any]) -> None:
+        # The rows marked while the failed commit was on the wire wait too: none may leave.
+        waiters, self._waiters = [*waiters, *self._waiters], []
         super()._fail(fault, waiters)
         self.db.read_only = True  # type: ignore[attr-defined]  # sending stops: reads may reconnect
 
@@ -356,7 +627,7 @@ class PgJournal(Journal):
         return {str(r[0]) for r in found}
 
     def compact(self) -> None:
-        self.db.execute("VACUUM ANALYZE rows")
+        self.db.execute("VACUUM ANALYZE rows", deadline=24 * 3600.0)  # type: ignore[call-arg]  # as long as it takes
 
     def close(self) -> None:
         """Commit what is pending and end the session (which frees its locks)."""

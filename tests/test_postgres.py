@@ -8,6 +8,7 @@ are in the modules that say ``pytestmark = pytest.mark.usefixtures("store")``.""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from importer.cli import main
 from tests.conftest import CUSTOMER_MAPPING, KEY, Mock, cli_env, customers_csv, read_report
@@ -307,3 +310,143 @@ def test_state_copy_moves_a_state_directory_and_its_ledger_into_postgresql(
     assert statuses == {"duplicate": 300, "sent": 200}, statuses
     assert cli(*args(healthy, pg, schema, inputs=("a.csv",)), cwd=work).returncode == 0  # resumed: nothing to send
     assert len(healthy.received()) == 200 - len(down.received())
+
+
+def _server_processes(pg: Server) -> list[int]:
+    """The postmaster of ``pg`` and every process it started (the sessions' backends)."""
+    postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    return [postmaster, *map(int, children)]
+
+
+def test_a_server_that_stops_answering_stops_the_run_within_the_deadline_and_the_rerun_resumes(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    """A hung server (every process of it stopped: TCP still up, nothing answers) must not
+    hang the run: sending stops, SIGTERM is heard, the run ends with exit 3 after the
+    statement deadline; nothing it sent meanwhile is unrecorded."""
+    customers_csv(work / "in.csv", 3000)
+    mock = mock_factory("--latency-ms", "10")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args(mock, pg, schema, "--concurrency", "8", "--no-progress")],
+        cwd=work, env=cli_env(ECDP_IMPORT_STATE_DEADLINE="3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    wait_for(lambda: mock.stats()["requests"] >= 200)
+    stopped = _server_processes(pg)
+    try:
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        hung = time.monotonic()
+        time.sleep(0.5)
+        at_stop = mock.stats()["requests"]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - hung
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert proc.returncode == 3, err
+    assert "no answer from the server in 3 s" in err and PASSWORD not in err and "Traceback" not in err
+    assert took < 30
+    assert mock.stats()["requests"] - at_stop <= 8  # only what was already on the wire
+    res = cli(*args(mock, pg, schema), cwd=work)
+    assert res.returncode in (0, 75), res.stderr
+    got = delivered(mock)
+    assert max(got.values()) == 1
+    unknown = {r["customer_ref"] for r in read_report(work / "r.csv") if r["status"] == "unknown"}
+    assert len(unknown) <= 8
+    assert {f"C{i}" for i in range(1, 3001)} - set(got) <= unknown
+
+
+def test_the_schema_dropped_mid_run_is_exit_3_not_a_crash(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    customers_csv(work / "in.csv", 3000)
+    mock = mock_factory("--latency-ms", "10")
+    proc = popen(*args(mock, pg, schema, "--concurrency", "8", "--no-progress"), cwd=work)
+    wait_for(lambda: mock.stats()["requests"] >= 200)
+    sql(pg, "public", f"DROP SCHEMA {schema} CASCADE")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "stopped sending" in err and "Traceback" not in err and "internal error" not in err
+    assert mock.stats()["requests"] < 3000
+
+
+def test_status_of_a_missing_schema_says_so_and_creates_nothing(work: Path, pg: Server, schema: str) -> None:
+    res = cli("status", "--state-url", pg.url(), "--state-schema", schema, cwd=work)
+    assert res.returncode == 2 and "no ecdp-import state in the state database" in res.stderr, res.stderr
+    prune = cli("prune", "--older-than", "1d", "--state-url", pg.url(), "--state-schema", schema, cwd=work)
+    assert prune.returncode == 2, prune.stderr
+    assert sql(pg, "public", f"SELECT 1 FROM information_schema.schemata WHERE schema_name = '{schema}'") == []
+
+
+def test_a_second_process_opening_a_current_schema_takes_no_table_lock(
+    work: Path, mock: Mock, pg: Server, schema: str
+) -> None:
+    """``CREATE INDEX IF NOT EXISTS`` locks its table even when the index exists: run on
+    every start, it waited on (and deadlocked with) a run going on. A current schema is only read."""
+    customers_csv(work / "in.csv", 10)
+    assert cli(*args(mock, pg, schema), cwd=work).returncode == 0
+    with psycopg.connect(pg.url()) as db:  # a run's writes, in a transaction that stays open
+        db.execute(f"LOCK TABLE {schema}.rows, {schema}.imports, {schema}.ledger IN ROW EXCLUSIVE MODE")
+        status = cli("status", "--state-url", pg.url(), "--state-schema", schema, "--json", cwd=work, timeout=20)
+    assert status.returncode == 0 and json.loads(status.stdout)[0]["counts"] == {"sent": 10}, status.stderr
+
+
+def test_urls_libpq_takes_are_shown_without_their_password_and_a_keyword_string_is_refused_unechoed(
+    work: Path, mock: Mock, pg: Server, schema: str
+) -> None:
+    customers_csv(work / "in.csv", 5)
+    two_hosts = pg.url().replace("@127.0.0.1:", "@127.0.0.1:1,127.0.0.1:")  # libpq tries each in turn
+    res = cli(*[two_hosts if a == pg.url() else a for a in args(mock, pg, schema)], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert f"state database postgresql://ecdp@127.0.0.1:1,127.0.0.1:{pg.port}/postgres (schema {schema})" in res.stderr
+    for spelled in (
+        f"host=127.0.0.1 port={pg.port} user=ecdp password={PASSWORD}",  # a libpq keyword string
+        pg.url().replace(f":{pg.port}/", ":notaport/"),
+        pg.url().replace("/postgres", "/postgres?sslmode=bogus"),
+    ):
+        bad = cli(*[spelled if a == pg.url() else a for a in args(mock, pg, schema)], cwd=work)
+        assert bad.returncode == 2, bad.stderr
+        assert PASSWORD not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    env = cli_env(ECDP_IMPORT_STATE_URL=pg.url(), ECDP_IMPORT_STATE_DIR=str(work / "st"))
+    both = subprocess.run(
+        [sys.executable, "-m", "importer", "run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url],
+        cwd=work, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert both.returncode == 2 and "name two places for the state" in both.stderr
+    assert mock.stats()["requests"] == 5  # the first run's only
+
+
+@given(password=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=4, max_size=30))
+def test_no_spelling_of_a_password_survives_in_the_shown_url(password: str) -> None:
+    from urllib.parse import quote
+
+    from importer.postgres import shown_url, url_secrets
+
+    for url in (
+        f"postgresql://ecdp:{quote(password, safe='')}@db.example:5432/state",
+        f"postgresql://ecdp@db.example/state?password={quote(password, safe='')}&sslmode=require",
+    ):
+        shown = shown_url(url)
+        assert shown.startswith("postgresql://ecdp@db.example") and shown.endswith("/state")
+        assert quote(password, safe="") not in shown or quote(password, safe="") in "ecdp@db.example:5432/state"
+        assert password in url_secrets(url)
+
+
+def test_passwords_libpq_reads_past_a_hash_or_question_mark_are_secrets_and_repr_hides_the_url() -> None:
+    from importer.config import RunConfig
+    from importer.postgres import shown_url, url_secrets
+
+    for url, password in (
+        ("postgresql://u:pa#ss?word@h:5/db", "pa#ss?word"),  # libpq: the user information ends at @ or /
+        ("postgresql://u:p%40ss@h/db", "p@ss"),
+        ("host=h password='my big secret' user=u", "my big secret"),  # a keyword string given by mistake
+    ):
+        assert password in url_secrets(url)
+        assert password not in shown_url(url)
+    assert url_secrets("postgresql://u:abc@h/db") == []  # too short to take out of every message
+    config = RunConfig(inputs=("a.csv",), mapping="m.yaml", api_key="k" * 20, state_url="postgresql://u:topsecret@h/db")
+    assert "topsecret" not in repr(config)
