@@ -45,6 +45,7 @@ logging.getLogger("psycopg").propagate = False
 DEFAULT_SCHEMA = "ecdp_import"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is an error, not a hang
+LOCK_WAIT = 3.0  # seconds a run waits for a target's lock before it is refused
 RECONNECT_FOR = 5.0  # seconds a stopped run tries to reach a restarted server for its report
 # Seconds a statement may take before the server counts as gone. A lock held by another
 # session for a while slows the run; a server that stopped answering stops it.
@@ -462,6 +463,17 @@ class PgJournal(Journal):
         fn = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
         return bool(self.db.execute(f"SELECT {fn}(?, ?)", (self._space, key)).fetchone()[0])
 
+    @staticmethod
+    def _waited_for(took: Callable[[], bool]) -> bool:
+        """A lock, tried for a few seconds: a run killed a moment ago holds it until the
+        server has noticed its session end (a restarted pod is that quick)."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while not took():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def _busy(self) -> StateError:
         return StateError(
             f"another ecdp-import run is using {self.where} for this API key and base URL; "
@@ -479,7 +491,7 @@ class PgJournal(Journal):
             self._held = None
         if self._held is None and not self._lock(0, shared=True):
             raise StateError(f"{self.where} is being pruned; rerun when that is done")
-        if not self._lock(self.target_id, shared=False):
+        if not self._waited_for(lambda: self._lock(self.target_id, shared=False)):
             raise self._busy()
         self._held = self.target_id
         self.db.execute(

@@ -101,7 +101,9 @@ def test_kill_9_at_random_instants_of_a_100k_row_run_loses_and_repeats_nothing(
     for _ in range(kills):
         before = mock.stats()["requests"]
         proc = popen(*args(mock, pg, schema, "--concurrency", str(concurrency), "--no-progress"), cwd=work)
-        wait_for(lambda before=before: mock.stats()["requests"] > before)  # sending, not still starting
+        # sending, not still starting (nor refused: a run killed a moment ago may still hold the lock)
+        wait_for(lambda before=before, proc=proc: mock.stats()["requests"] > before or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()[1]
         time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
