@@ -587,7 +587,7 @@ def _tell(args: argparse.Namespace, ended: dict[str, Any], code: int) -> None:
         alerts.notify(args.notify_url, summary, args.ca_bundle, _note)
     if args.metrics_file:
         try:
-            alerts.write_metrics(args.metrics_file, summary, scrubbed(args.mapping, _SECRETS))
+            alerts.write_metrics(args.metrics_file, summary, scrubbed(args.mapping, _SECRETS, mask=False))
         except OSError as exc:
             _note(f"{PROG}: cannot write --metrics-file {args.metrics_file}: {exc.strerror or exc}")
 

@@ -46,19 +46,26 @@ def masked(text: str) -> str:
     return _PHONE.sub(_mask_phone, text) if _DIGIT_RUN.search(text) else text
 
 
-def scrubbed(value: Any, secrets: tuple[str, ...] | list[str] = ()) -> Any:
+# Keys of a summary whose values are names the user chose (files, a mapping): secrets
+# come out of them, but no phone mask goes over them (a drop named 20261207123.csv, or
+# folder 1234567, is not a phone number, and a script reads these names back).
+NAMES = frozenset({"file", "inputs", "mapping", "report", "errors", "summary_json", "path"})
+
+
+def scrubbed(value: Any, secrets: tuple[str, ...] | list[str] = (), mask: bool = True) -> Any:
     """``value`` (a summary: dicts, lists, strings) with every secret replaced by ``***``
-    and every string ``masked``: a path or a message that carries the key or an email
-    must not carry it into a notification, a metrics file or a summary file."""
+    and every string ``masked`` but the names under ``NAMES`` (emails still masked
+    there): a path or a message that carries the key or an email must not carry it into
+    a notification, a metrics file or a summary file."""
     if isinstance(value, str):
         for secret in secrets:
             if secret:
                 value = value.replace(secret, "***")
-        return masked(value)
+        return masked(value) if mask else _EMAIL.sub(_mask_email, value) if "@" in value else value
     if isinstance(value, dict):
-        return {k: scrubbed(v, secrets) for k, v in value.items()}
+        return {k: scrubbed(v, secrets, mask and k not in NAMES) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrubbed(v, secrets) for v in value]
+        return [scrubbed(v, secrets, mask) for v in value]
     return value
 
 

@@ -851,6 +851,12 @@ class Journal:
                 f"stopped sending{restored if self._orphaned else ''}"
             )
 
+    def fail(self, fault: JournalFault) -> None:
+        """A fault met outside a commit (a read the run waits on): the run stops as if a
+        commit had failed, once."""
+        if self.fault is None:
+            self._fail(fault, [])
+
     def _fail(self, fault: JournalFault, waiters: list[asyncio.Future[None]]) -> None:
         self.fault = fault
         self._pending = []

@@ -519,6 +519,8 @@ class _Run:
         except InputError as exc:  # the input changed under us: stop like a signal
             self.stop_error = exc
             sender.stop(StopReason.INPUT)
+        except JournalFault as exc:  # a look-up the rows wait on failed: stop as a commit would
+            self.journal.fail(exc)
         except asyncio.CancelledError:
             cancelled = True  # by send, once the workers are gone: a put would wait for ever
             raise

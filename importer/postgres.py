@@ -154,6 +154,8 @@ def shown_url(url: str) -> str:
         return "(a libpq keyword string, not shown: it may carry a password)"
     scheme = url.split("://", 1)[0]
     user, _, hosts, dbname, _ = _url_parts(url)
+    if "@" in hosts:  # a password with an @ or / not %-encoded: libpq reads part of it as the host
+        return f"{scheme}://(user information not %-encoded, not shown)/{dbname}"
     user = user or os.environ.get("PGUSER", "")
     hosts = unquote(hosts) or os.environ.get("PGHOST") or "localhost"  # libpq's own default
     return f"{scheme}://{user + '@' if user else ''}{hosts}/{dbname}"
@@ -242,6 +244,7 @@ class _Connection:
         self.read_only = False
         self._sql: dict[str, str] = {}
         self.worker = _Worker()
+        self.cut_because: str | None = None
 
     def translate(self, sql: str) -> str:
         found = self._sql.get(sql)
@@ -264,7 +267,7 @@ class _Connection:
             self.cut()
             with contextlib.suppress(BaseException):
                 future.result(timeout=2)
-            raise self.lost(f"no answer from the server in {deadline or STATEMENT_DEADLINE:.0f} s") from None
+            raise self.lost(f"no answer from the server in {deadline or STATEMENT_DEADLINE:g} s") from None
 
     def execute(self, sql: str, params: Any = (), deadline: float | None = None) -> Any:
         return self.call(lambda: self._execute(self.translate(sql), list(params)), deadline)
@@ -295,11 +298,13 @@ class _Connection:
 
     def lost(self, exc: BaseException | str) -> JournalFault:
         said = exc if isinstance(exc, str) else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        said = self.cut_because or said  # what the statement failed of is the cut
         return JournalFault(f"{self.where}: {said}; stopped sending (rows on the wire will read back as unknown)")
 
     def cut(self) -> None:
         """End the connection from another thread: its socket shut, whatever statement
         waits on it fails at once (a hung server never answers, even a cancel)."""
+        self.cut_because = f"no answer from the server in {STATEMENT_DEADLINE:g} s"
         with contextlib.suppress(Exception):
             fd = self.conn.pgconn.socket
             sock = socket.socket(fileno=os.dup(fd))
@@ -315,6 +320,7 @@ class _Connection:
         while True:
             try:
                 self.conn = self.reconnect()
+                self.cut_because = None
                 return True
             except _psycopg().Error:
                 if time.monotonic() > deadline:
@@ -547,7 +553,7 @@ class PgJournal(Journal):
             self._release(future.result(timeout=STATEMENT_DEADLINE))
         except TimeoutError:
             self.db.cut()  # type: ignore[attr-defined]
-            self._fail(self.db.lost(f"no answer from the server in {STATEMENT_DEADLINE:.0f} s"), self._taken)  # type: ignore[attr-defined]
+            self._fail(self.db.lost(f"no answer from the server in {STATEMENT_DEADLINE:g} s"), self._taken)  # type: ignore[attr-defined]
 
     def _flush_soon(self) -> None:
         """The event loop's flush: ask the connection's thread to commit and return; the
@@ -559,11 +565,17 @@ class PgJournal(Journal):
         self._queued = True
         loop = asyncio.get_running_loop()
         future = self.db.worker.submit(self._commit_job)  # type: ignore[attr-defined]
-        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._release, done.result()))
+        future.add_done_callback(lambda done: self._hand_back(loop, done))
         loop.call_later(STATEMENT_DEADLINE, self._overdue, future)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon(self._flush_soon)
+
+    def _hand_back(self, loop: asyncio.AbstractEventLoop, done: Future[Any]) -> None:
+        """On the connection's thread: a commit's end told to the loop, unless the loop is
+        gone (a commit given up on at the deadline that ended after the run)."""
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._release, done.result())
 
     def _commit_job(self) -> tuple[list[Any], BaseException | None]:
         """On the connection's thread: commit what is pending now; (its waiters, the error)."""
@@ -605,7 +617,7 @@ class PgJournal(Journal):
             self.db.cut()  # type: ignore[attr-defined]
             asyncio.get_running_loop().call_later(2.0, self._overdue, future, True)
             return
-        said = f"no answer from the server in {STATEMENT_DEADLINE:.0f} s"
+        said = f"no answer from the server in {STATEMENT_DEADLINE:g} s"
         self._fail(self.db.lost(said), self._taken)  # type: ignore[attr-defined]
 
     def _commit(self, pending: list[tuple[str, tuple[Any, ...]]], ledger: list[tuple[int, bytes, int, int]]) -> None:

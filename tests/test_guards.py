@@ -346,3 +346,22 @@ def test_stdout_keeps_numbers_a_phone_mask_would_break(capsys: Any) -> None:
 
     _out('{"rows": 1234567, "generation": "1701968512345678"}')
     assert json.loads(capsys.readouterr().out) == {"rows": 1234567, "generation": "1701968512345678"}
+
+
+def test_summaries_mask_no_phone_in_the_names_of_files_but_still_in_messages() -> None:
+    """Review: --summary-json and the notification turned an input folder 1234567 into 123***67."""
+    from importer.errors import scrubbed
+
+    summary = {
+        "inputs": [{"file": "drops/20261207 1234567/orders 5551234567.csv"}],
+        "mapping": "m 5551234567.yaml",
+        "report": "r +48 600 123 456.csv",
+        "error": "API said: phone +48 600 123 456 is taken",
+    }
+    got = scrubbed(summary, ["SECRETKEY"])
+    assert got["inputs"][0]["file"] == summary["inputs"][0]["file"]
+    assert got["mapping"] == summary["mapping"] and got["report"] == summary["report"]
+    assert "600 123" not in got["error"]
+    assert scrubbed({"file": "in/jane@example.com/SECRETKEY.csv"}, ["SECRETKEY"]) == {
+        "file": "in/j***@example.com/***.csv"
+    }

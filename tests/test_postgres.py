@@ -450,5 +450,57 @@ def test_passwords_libpq_reads_past_a_hash_or_question_mark_are_secrets_and_repr
         assert password in url_secrets(url)
         assert password not in shown_url(url)
     assert url_secrets("postgresql://u:abc@h/db") == []  # too short to take out of every message
+    assert "ghijk" not in shown_url("postgresql://u:abcdef@ghijk@h/db")  # an @ not %-encoded
     config = RunConfig(inputs=("a.csv",), mapping="m.yaml", api_key="k" * 20, state_url="postgresql://u:topsecret@h/db")
     assert "topsecret" not in repr(config)
+
+
+def test_prune_is_refused_while_a_run_holds_the_schema_and_a_run_while_prune_does(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    """A row pruned under a run could be sent twice: prune takes the schema's lock whole,
+    a run takes it shared (and its target's own)."""
+    customers_csv(work / "in.csv", 2000)
+    mock = mock_factory("--latency-ms", "20")
+    proc = popen(*args(mock, pg, schema, "--concurrency", "4", "--no-progress"), cwd=work)
+    wait_for(lambda: mock.stats()["requests"] >= 50)
+    prune = cli("prune", "--older-than", "0h", "--state-url", pg.url(), "--state-schema", schema, cwd=work)
+    assert prune.returncode == 2 and "prune when no run is going on" in prune.stderr, prune.stderr
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    with psycopg.connect(pg.url(), autocommit=True) as db:  # as prune holds it
+        space = sql(pg, schema, "SELECT 1")  # the schema exists
+        assert space == [(1,)]
+        from importer.postgres import _lock_space
+
+        assert db.execute("SELECT pg_try_advisory_lock(%s, 0)", (_lock_space(schema),)).fetchone()[0]
+        res = cli(*args(mock, pg, schema), cwd=work)
+    assert res.returncode == 2 and "is being pruned" in res.stderr, res.stderr
+
+
+def test_a_read_past_the_deadline_stops_the_run_with_its_summary_and_report(
+    work: Path, mock_factory: Any, pg: Server, schema: str
+) -> None:
+    """The ledger held by another session past the deadline: whether a commit or a look-up
+    the rows wait on meets it, the run stops as from any store fault (exit 3, a summary,
+    --summary-json, the report once the lock is gone), not with a bare error line."""
+    customers_csv(work / "in.csv", 3000)
+    mock = mock_factory("--latency-ms", "10")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args(mock, pg, schema, "--concurrency", "8", "--summary-json", "s.json")],
+        cwd=work, env=cli_env(ECDP_IMPORT_STATE_DEADLINE="2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    wait_for(lambda: mock.stats()["requests"] >= 200)
+    with psycopg.connect(pg.url()) as db:
+        db.execute(f"LOCK TABLE {schema}.ledger IN ACCESS EXCLUSIVE MODE")
+        time.sleep(4)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "no answer from the server in 2 s" in err and "Traceback" not in err
+    assert "run: 3,000 rows" in out and json.loads((work / "s.json").read_text())["exit_code"] == 3
+    report = read_report(work / "r.csv")
+    statuses = Counter(r["status"] for r in report)
+    got = delivered(mock)
+    assert len(report) == 3000 and max(got.values()) == 1
+    assert statuses["sent"] <= len(got) <= statuses["sent"] + statuses["unknown"] and statuses["unknown"] <= 8
