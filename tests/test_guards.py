@@ -362,6 +362,5 @@ def test_summaries_mask_no_phone_in_the_names_of_files_but_still_in_messages() -
     assert got["inputs"][0]["file"] == summary["inputs"][0]["file"]
     assert got["mapping"] == summary["mapping"] and got["report"] == summary["report"]
     assert "600 123" not in got["error"]
-    assert scrubbed({"file": "in/jane@example.com/SECRETKEY.csv"}, ["SECRETKEY"]) == {
-        "file": "in/j***@example.com/***.csv"
-    }
+    named = scrubbed({"file": "in/jane@example.com/SECRETKEY.csv"}, ["SECRETKEY"])["file"]
+    assert "jane" not in named and "SECRETKEY" not in named and named.endswith("@example.com/***.csv")
