@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import queue
 import re
@@ -49,7 +50,18 @@ LOCK_WAIT = 3.0  # seconds a run waits for a target's lock before it is refused
 RECONNECT_FOR = 5.0  # seconds a stopped run tries to reach a restarted server for its report
 # Seconds a statement may take before the server counts as gone. A lock held by another
 # session for a while slows the run; a server that stopped answering stops it.
-STATEMENT_DEADLINE = float(os.environ.get("ECDP_IMPORT_STATE_DEADLINE", "30"))
+DEADLINE_ENV = "ECDP_IMPORT_STATE_DEADLINE"
+
+
+def _deadline(given: str) -> float:
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    return seconds if 0 < seconds < math.inf else math.nan  # nan: refused by connect()
+
+
+STATEMENT_DEADLINE = _deadline(os.environ.get(DEADLINE_ENV, "30"))
 # libpq's own watch of a silent network (seconds, ms): a dead peer is noticed without
 # waiting for the deadline. Taken unless the URL says otherwise.
 KEEPALIVE = {
@@ -354,6 +366,8 @@ def connect(url: str, schema: str, create: bool = True) -> tuple[Any, _Connectio
     then a missing schema is a ``StateError``), current and up to date."""
     psycopg = _psycopg()
     where = shown_url(url)
+    if math.isnan(STATEMENT_DEADLINE):
+        raise ConfigError(f"${DEADLINE_ENV} takes seconds (a number above 0), got {os.environ.get(DEADLINE_ENV)!r}")
     try:
         given = psycopg.conninfo.conninfo_to_dict(url)
     except (psycopg.Error, ValueError) as exc:  # a URL libpq cannot parse

@@ -504,3 +504,20 @@ def test_a_read_past_the_deadline_stops_the_run_with_its_summary_and_report(
     got = delivered(mock)
     assert len(report) == 3000 and max(got.values()) == 1
     assert statuses["sent"] <= len(got) <= statuses["sent"] + statuses["unknown"] and statuses["unknown"] <= 8
+
+
+def test_a_deadline_that_is_not_seconds_is_one_line_exit_2(work: Path, mock: Mock, pg: Server, schema: str) -> None:
+    customers_csv(work / "in.csv", 3)
+    for bad in ("soon", "0", "-1", "nan", "inf"):
+        res = subprocess.run(
+            [sys.executable, "-m", "importer", *args(mock, pg, schema)], cwd=work,
+            env=cli_env(ECDP_IMPORT_STATE_DEADLINE=bad), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert res.returncode == 2 and "$ECDP_IMPORT_STATE_DEADLINE takes seconds" in res.stderr, res.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "importer", "run", "in.csv", "--mapping", "m.yaml", "--base-url", mock.url,
+         "--state-dir", "st"], cwd=work, env=cli_env(ECDP_IMPORT_STATE_DEADLINE="soon"), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr  # a state directory has no use for it
+    assert mock.stats()["requests"] == 3
