@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from importer.cli import main
@@ -520,3 +520,106 @@ def test_a_deadline_that_is_not_seconds_is_one_line_exit_2(work: Path, mock: Moc
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr  # a state directory has no use for it
     assert mock.stats()["requests"] == 3
+
+
+def _fresh_schema(db: Any, name: str) -> None:
+    from importer.postgres import DDL
+
+    db.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    db.execute(f"CREATE SCHEMA {name}")
+    db.execute(f"SET search_path TO {name}")
+    db.execute(DDL)
+
+
+def _tables(db: Any, name: str) -> tuple[list[Any], list[Any]]:
+    db.execute(f"SET search_path TO {name}")
+    rows = db.execute("SELECT * FROM rows ORDER BY import_id, row_number").fetchall()
+    ledger = db.execute("SELECT * FROM ledger ORDER BY target_id, identity").fetchall()
+    return rows, ledger
+
+
+_OP = st.tuples(
+    st.sampled_from(["start", "finish", "unsent"]), st.integers(0, 12), st.sampled_from([None, "a", "é\x01'"])
+)
+_CLAIM = st.tuples(st.sampled_from([1, 2]), st.binary(min_size=1, max_size=2), st.integers(0, 12))
+
+
+@given(batches=st.lists(st.tuples(st.lists(_OP, max_size=12), st.lists(_CLAIM, max_size=4)), min_size=1, max_size=5))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_commit_as_one_statement_writes_what_the_writes_one_by_one_in_order_write(
+    pg_server: Server, batches: list[Any]
+) -> None:
+    """The commit's one statement over arrays (``_one_statement``) against its meaning,
+    the journal's statements one at a time in their order; where a batch writes a row or
+    claims an identity twice, it must decline (the pipeline keeps the order then)."""
+    from importer.journal import _FINISH, _LEDGER, _START, _UNSENT
+    from importer.postgres import _one_statement
+
+    with psycopg.connect(pg_server.url(), autocommit=True) as db:
+        _fresh_schema(db, "one_statement")
+        _fresh_schema(db, "one_by_one")
+        marked: set[int] = set()
+        for ops, claims in batches:
+            pending: list[tuple[str, tuple[Any, ...]]] = []
+            for kind, row, text in ops:
+                if kind == "start":
+                    pending.append((_START, (7, row, text)))
+                elif kind == "unsent":
+                    pending.append((_UNSENT, (7, row, "invalid", text, "ref")))
+                elif row in marked:  # an outcome follows its committed mark
+                    pending.append((_FINISH, ("rejected", 400, text, text, 7, row)))
+            ledger = [(target, identity, 7, row) for target, identity, row in claims]
+            one = _one_statement(pending, ledger)
+            keys = [(p[-2], p[-1]) if sql == _FINISH else p[:2] for sql, p in pending]
+            repeats = len(set(keys)) < len(keys) or len({c[:2] for c in ledger}) < len(ledger)
+            assert (one is None) == (repeats or not (pending or ledger))
+            db.execute("SET search_path TO one_by_one")
+            with db.transaction():
+                for entry in ledger:
+                    db.execute(_LEDGER.replace("?", "%s"), entry)
+                for sql, params in pending:
+                    db.execute(sql.replace("?", "%s"), params)
+            db.execute("SET search_path TO one_statement")
+            if one is not None:
+                db.execute(*one)
+            else:  # the order kept: the reference's writes again
+                with db.transaction():
+                    for entry in ledger:
+                        db.execute(_LEDGER.replace("?", "%s"), entry)
+                    for sql, params in pending:
+                        db.execute(sql.replace("?", "%s"), params)
+            marked.update(p[1] for sql, p in pending if sql in (_START, _UNSENT))
+            assert _tables(db, "one_statement") == _tables(db, "one_by_one")
+
+
+def test_the_ledger_look_up_reads_keys_not_whole_tables(pg_server: Server, schema: str) -> None:
+    """Each identity of a look-up is one read of the ledger's key and one of the row's,
+    however many rows the tables hold: the planner, free to, flattened the lateral
+    subqueries into hash joins over both tables whole (350 ms a batch at 30k rows, and
+    growing with them)."""
+    from importer.postgres import _HOLDERS_PG
+
+    identities = [i.to_bytes(16, "big") for i in range(20_000)]
+    with psycopg.connect(pg_server.url(), autocommit=True) as db:
+        _fresh_schema(db, schema)
+        db.execute("INSERT INTO imports (path, fingerprint, size, created_at, target_id) VALUES ('p', 'f', 1, 'x', 1)")
+        db.execute(
+            "INSERT INTO ledger SELECT 1, i, 1, n FROM unnest(%s::bytea[], %s::bigint[]) AS t(i, n)",
+            (identities, list(range(20_000))),
+        )
+        db.execute(
+            "INSERT INTO rows (import_id, row_number, status) SELECT 1, n, 'sent' FROM generate_series(0, 19999) n"
+        )
+        probe = identities[:125] + [os.urandom(16) for _ in range(125)]
+        plan = db.execute("EXPLAIN (FORMAT JSON) " + _HOLDERS_PG.replace("?", "%s"), (probe, 1)).fetchone()[0]
+        found = db.execute(_HOLDERS_PG.replace("?", "%s"), (probe, 1)).fetchall()
+    nodes: list[dict[str, Any]] = []
+    todo = [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo.extend(node.get("Plans", []))
+    scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] in ("Seq Scan", "Bitmap Heap Scan")}
+    assert not scanned & {"ledger", "rows"}, scanned
+    assert not [n for n in nodes if n["Node Type"] in ("Hash Join", "Merge Join")]
+    assert sorted(bytes(r[0]) for r in found) == identities[:125]
