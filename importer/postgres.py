@@ -647,7 +647,7 @@ class PgJournal(Journal):
         ``QUICK_COMMIT`` at most. A commit takes well under a millisecond: waited for, it
         frees its rows this turn, where handed back through the loop they waited a turn
         more, and the thread waited for the GIL held by the loop (0.69 of SQLite's rows/s
-        then, 0.8 now). A commit not done by then is left to the thread: the waiters are
+        then, 0.82 now). A commit not done by then is left to the thread: the waiters are
         released when it ends, so that a hung server never holds the loop (signals are
         heard; ``_overdue`` stops the run at the deadline). One commit waits in line at
         most: it takes, when it starts, every write made until then; commits run back
